@@ -1,0 +1,49 @@
+# Verdict: the two commands are `make run` (embedded defaults, no services) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+# The suite's services: the local PostgreSQL and Redis (overridable).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run test lint format services clean bench
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,lint]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+run: install
+	@mkdir -p var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py rules_load_demo
+	$(PY) manage.py demo_admin
+	$(PY) manage.py runserver 127.0.0.1:8000
+
+services:
+	@scripts/ensure_services.sh "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install services lint
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" \
+		$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/jsonlogic_bench.py
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,762 @@
+"""Django admin of Verdict: entry points, rules and templates edited through the services.
+
+Every save, delete and revert calls `rules_engine.services`, so the admin gets the same
+compile checks, version bumps, history rows and cache invalidation as the API: a change made
+here is served from the next request on. The history page lists each version with what changed
+from the one before; reverting stores an old version's content as a new version (history only
+grows). Audit rows (executions) and the answers clients recorded are read-only.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, router, transaction
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.text import capfirst
+from simple_history.admin import SimpleHistoryAdmin
+
+from rules_engine import engine, services
+from rules_engine.errors import ErrorDetail, InvalidContext, InvalidInput, NotFound
+from rules_engine.forms import (
+    DryRunForm,
+    EntryPointAdminForm,
+    MessageTemplateAdminForm,
+    RuleAdminForm,
+    pretty_json,
+)
+from rules_engine.models import (
+    Acknowledgement,
+    EntryPoint,
+    Execution,
+    MessageTemplate,
+    Preference,
+    Rule,
+    SubjectState,
+)
+
+admin.site.site_header = "Verdict administration"
+admin.site.site_title = "Verdict administration"
+admin.site.index_title = "Rules, entry points and decisions"
+
+# Set on the request when a service refused a save the form had accepted (see changeform_view).
+REFUSED_ATTR = "_verdict_refused_details"
+JSON_PRE_STYLE = "margin: 0; white-space: pre-wrap; font-size: 12px;"
+
+
+def json_block(value: Any) -> SafeString:
+    """JSON indented inside an escaped `<pre>`, for read-only fields."""
+    return format_html(
+        '<pre class="verdict-json" style="{}">{}</pre>', JSON_PRE_STYLE, pretty_json(value)
+    )
+
+
+def details_text(details: Iterable[ErrorDetail]) -> str:
+    """Error details as one line: `path: message; path: message`."""
+    return "; ".join(f"{d['path']}: {d['message']}" for d in details)
+
+
+class ServiceRefused(Exception):
+    """A service refused a write the admin had accepted; `details` are its errors."""
+
+    def __init__(self, details: Sequence[ErrorDetail], subject: str = "") -> None:
+        self.details = list(details)
+        self.subject = subject
+        super().__init__(details_text(self.details))
+
+
+# --- diffs between versions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a line diff: `kind` is add, del, ctx (unchanged) or hunk (a gap)."""
+
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """How one field differs between two versions, as text (JSON indented) and line diff.
+
+    `lines` is empty when both values fit on one line; templates then show `old -> new`.
+    """
+
+    name: str
+    label: str
+    old: str
+    new: str
+    lines: tuple[DiffLine, ...]
+
+
+def value_text(field: models.Field[Any, Any] | Any, value: Any) -> str:
+    """A field value as text: JSON indented, related objects by name, yes/no, None as a dash."""
+    if isinstance(field, models.JSONField):
+        return pretty_json(value)
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def line_diff(old: str, new: str) -> tuple[DiffLine, ...]:
+    """A unified diff of two texts with two lines of context, without the file headers."""
+    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=2)
+    kinds = {"+": "add", "-": "del", "@": "hunk"}
+    return tuple(DiffLine(kinds.get(line[:1], "ctx"), line) for line in list(lines)[2:])
+
+
+def field_change(model: type[models.Model], name: str, old: Any, new: Any) -> FieldChange:
+    """Describe the change of field `name` from `old` to `new` for the history pages."""
+    field = model._meta.get_field(name)
+    old_text, new_text = value_text(field, old), value_text(field, new)
+    multiline = "\n" in old_text or "\n" in new_text
+    label = capfirst(str(getattr(field, "verbose_name", name)))
+    return FieldChange(
+        name, label, old_text, new_text, line_diff(old_text, new_text) if multiline else ()
+    )
+
+
+# --- base class: history admin whose writes go through the services -----------------------
+
+
+class ServiceHistoryAdmin(SimpleHistoryAdmin):
+    """History admin whose saves, deletes and reverts call the model's services.
+
+    Subclasses set `service_fields` (the fields the service accepts, also the fields compared
+    between versions) and implement the four `service_*` methods. django-simple-history's own
+    revert saves the old row directly, which would skip the compile check, the version bump and
+    the cache invalidation; `history_form_view` is replaced by a version page whose Revert
+    button calls `service_revert` instead.
+    """
+
+    service_fields: ClassVar[tuple[str, ...]] = ()
+    object_history_template = "admin/rules_engine/object_history.html"
+    object_history_list_template = "admin/rules_engine/object_history_list.html"
+    object_history_form_template = "admin/rules_engine/object_history_version.html"
+    save_on_top = False
+
+    # Per-model service calls ------------------------------------------------------------
+
+    def service_create(
+        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
+    ) -> models.Model:
+        """Create through the service. Raises InvalidInput."""
+        raise NotImplementedError
+
+    def service_update(
+        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
+    ) -> models.Model:
+        """Update through the service as a new version. Raises InvalidInput."""
+        raise NotImplementedError
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        """Delete through the service. Raises InvalidInput."""
+        raise NotImplementedError
+
+    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> Any:
+        """Store the content of history `record` as a new version. Raises InvalidInput, NotFound."""
+        raise NotImplementedError
+
+    # Saving -----------------------------------------------------------------------------
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[ModelForm[Any]]:
+        """The model form, carrying the errors of a refused save when the form is shown again."""
+        form: type[ModelForm[Any]] = super().get_form(request, obj, change, **kwargs)
+        refused = getattr(request, REFUSED_ATTR, None)
+        if refused:
+            return type(form.__name__, (form,), {"service_errors": refused})
+        return form
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The add/change page; a save the service refuses shows the form again with errors."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ServiceRefused as exc:
+            # clean() runs the service's checks, so this only happens when something changed
+            # between validation and save (e.g. a template was deleted meanwhile). The view's
+            # transaction was rolled back; the second pass re-validates and, with the refused
+            # details added by the form, renders the user's input with the errors.
+            setattr(request, REFUSED_ATTR, exc.details)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Create or update through the service, with the form's change note.
+
+        An edit that changes no field writes nothing, so versions only mark real changes.
+        Raises ServiceRefused when the service refuses the data.
+        """
+        data = {
+            name: form.cleaned_data[name]
+            for name in self.service_fields
+            if name in form.cleaned_data
+        }
+        note = form.cleaned_data.get("change_note", "")
+        try:
+            if not change:
+                obj.pk = self.service_create(request, data, note).pk
+            elif set(form.changed_data) - {"change_note"}:
+                self.service_update(request, obj, data, note)
+            else:
+                self.message_user(
+                    request, f"No field changed; version {obj.version} was kept.", messages.INFO
+                )
+                return
+        except InvalidInput as exc:
+            raise ServiceRefused(exc.details) from exc
+        # The service saved its own instance; the admin redirects and logs with this one.
+        obj.refresh_from_db()
+        obj._state.adding = False
+
+    # Deleting ---------------------------------------------------------------------------
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        """Delete through the service. Raises ServiceRefused when the service refuses."""
+        try:
+            self.service_delete(request, obj)
+        except InvalidInput as exc:
+            raise ServiceRefused(exc.details, str(obj)) from exc
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Delete each selected object through the service.
+
+        All or nothing: `response_action` runs the bulk action in one transaction.
+        """
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The delete page; a refused deletion returns to the object with the reason."""
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ServiceRefused as exc:
+            self.message_refused(request, "Not deleted", exc)
+            info = self.opts.app_label, self.opts.model_name
+            return HttpResponseRedirect(
+                reverse("admin:{}_{}_change".format(*info), args=[object_id])
+            )
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        """Run a bulk action in one transaction, so a refused deletion deletes nothing."""
+        with transaction.atomic(using=router.db_for_write(self.model)):
+            return super().response_action(request, queryset)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The list page; a bulk deletion the service refuses is reported, nothing deleted."""
+        try:
+            return super().changelist_view(request, extra_context)
+        except ServiceRefused as exc:
+            self.message_refused(request, "Nothing was deleted", exc)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def message_refused(self, request: HttpRequest, prefix: str, exc: ServiceRefused) -> None:
+        """Show a service refusal as an error message."""
+        subject = f" {exc.subject!r}" if exc.subject else ""
+        self.message_user(
+            request, f"{prefix}{subject}: {details_text(exc.details)}", messages.ERROR
+        )
+
+    # History ----------------------------------------------------------------------------
+
+    def version_changes(self, record: Any, previous: Any) -> list[FieldChange]:
+        """What changed in the service fields from `previous` to `record` (both history rows)."""
+        if previous is None:
+            return []
+        delta = record.diff_against(
+            previous, included_fields=self.service_fields, foreign_keys_are_objs=True
+        )
+        order = {name: index for index, name in enumerate(self.service_fields)}
+        changes = sorted(delta.changes, key=lambda change: order.get(change.field, len(order)))
+        return [field_change(self.model, c.field, c.old, c.new) for c in changes]
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The history page: every version with its changes and a Revert button on older ones."""
+        obj = self.get_object(request, unquote(object_id))
+        context = {"current_version": getattr(obj, "version", None), **(extra_context or {})}
+        return super().history_view(request, object_id, context)
+
+    def set_history_delta_changes(
+        self,
+        request: HttpRequest,
+        historical_records: Iterable[Any],
+        foreign_keys_are_objs: bool = True,
+    ) -> None:
+        """Attach `verdict_changes` (list of FieldChange) to each history row on the page."""
+        records = list(historical_records)
+        for index, record in enumerate(records):
+            # Rows are newest first; the oldest row of a page has its predecessor on the next.
+            previous = records[index + 1] if index + 1 < len(records) else record.prev_record
+            record.verdict_changes = self.version_changes(record, previous)
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """One stored version with its changes; POST reverts to it through the service."""
+        object_id = unquote(object_id)
+        history_model = self.model.history.model
+        try:
+            record = get_object_or_404(
+                history_model, **{self.opts.pk.attname: object_id, "history_id": version_id}
+            )
+        except (ValueError, ValidationError) as exc:
+            # A malformed id in the URL is a missing page, not a server error.
+            raise Http404(f"no version {version_id} of {object_id}") from exc
+        obj = self.get_object(request, object_id)
+        if not self.has_view_history_or_change_history_permission(request, obj):
+            raise PermissionDenied
+        is_current = obj is not None and record.version == obj.version
+        can_revert = (
+            obj is not None
+            and not is_current
+            and record.history_type != "-"
+            and self.has_change_permission(request, obj)
+            and not self.revert_disabled(request, obj)
+        )
+        if request.method == "POST":
+            if not can_revert:
+                raise PermissionDenied
+            return self.revert(request, obj, record)
+        info = self.opts.app_label, self.opts.model_name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Version {record.version} of {record.history_object}",
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "object": obj if obj is not None else record.history_object,
+            "record": record,
+            "values": self.version_values(record),
+            "changes": self.version_changes(record, record.prev_record),
+            "is_current": is_current,
+            "can_revert": can_revert,
+            "history_url": reverse("admin:{}_{}_history".format(*info), args=[object_id]),
+            "change_url": (
+                reverse("admin:{}_{}_change".format(*info), args=[object_id]) if obj else None
+            ),
+            **(extra_context or {}),
+        }
+        return self.render_history_view(request, self.object_history_form_template, context)
+
+    def version_values(self, record: Any) -> list[tuple[str, str, bool]]:
+        """(label, text, multiline) of each service field of a history row."""
+        values = []
+        for name in self.service_fields:
+            field = self.model._meta.get_field(name)
+            text = value_text(field, getattr(record, name))
+            values.append((capfirst(str(getattr(field, "verbose_name", name))), text, "\n" in text))
+        return values
+
+    def revert(self, request: HttpRequest, obj: Any, record: Any) -> HttpResponse:
+        """Store `record`'s content as a new version via the service, then show the object."""
+        try:
+            saved = self.service_revert(request, obj, record)
+        except InvalidInput as exc:
+            self.message_refused(
+                request, f"Not rolled back to version {record.version}", ServiceRefused(exc.details)
+            )
+            return HttpResponseRedirect(request.path)
+        except NotFound as exc:
+            self.message_user(request, f"Not rolled back: {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(request.path)
+        message = f"Rolled back to version {record.version} as version {saved.version}"
+        self.log_change(request, saved, message)
+        self.message_user(request, f"{message}.", messages.SUCCESS)
+        info = self.opts.app_label, self.opts.model_name
+        return HttpResponseRedirect(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+
+
+# --- entry points, rules, templates -------------------------------------------------------
+
+
+@admin.register(EntryPoint)
+class EntryPointAdmin(ServiceHistoryAdmin):
+    """Entry points: key, JSON Schema, sensitive paths; reverted through `entry_point_update`."""
+
+    form = EntryPointAdminForm
+    service_fields = services.ENTRY_POINT_FIELDS
+    list_display = ("key", "description", "critical", "active", "version", "updated_at")
+    list_filter = ("critical", "active")
+    search_fields = ("key", "description")
+    readonly_fields = ("version", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("key", "description", "subject_path", "critical", "active")}),
+        ("Context", {"fields": ("context_schema", "sensitive_paths")}),
+        ("Change", {"fields": ("change_note",)}),
+        ("Version", {"fields": readonly_fields}),
+    )
+
+    def service_create(
+        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
+    ) -> EntryPoint:
+        """Create with `services.entry_point_create`."""
+        return services.entry_point_create(data=data, user=request.user, change_note=change_note)
+
+    def service_update(
+        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
+    ) -> EntryPoint:
+        """Update with `services.entry_point_update`."""
+        return services.entry_point_update(
+            entry_point=obj, data=data, user=request.user, change_note=change_note
+        )
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        """Delete with `services.entry_point_delete` (refused while rules or audit rows exist)."""
+        services.entry_point_delete(entry_point=obj, user=request.user)
+
+    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> EntryPoint:
+        """Store the old field values as a new version with `services.entry_point_update`."""
+        data = {name: getattr(record, name) for name in self.service_fields}
+        return services.entry_point_update(
+            entry_point=obj,
+            data=data,
+            user=request.user,
+            change_note=f"Rolled back to version {record.version}",
+        )
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(ServiceHistoryAdmin):
+    """Message templates; compiled on save and reverted through `template_update`."""
+
+    form = MessageTemplateAdminForm
+    service_fields = services.TEMPLATE_FIELDS
+    list_display = ("key", "format", "description", "version", "updated_at")
+    list_filter = ("format",)
+    search_fields = ("key", "description", "body")
+    readonly_fields = ("version", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("key", "format", "description", "body")}),
+        ("Change", {"fields": ("change_note",)}),
+        ("Version", {"fields": readonly_fields}),
+    )
+
+    def service_create(
+        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
+    ) -> MessageTemplate:
+        """Create with `services.template_create`."""
+        return services.template_create(data=data, user=request.user, change_note=change_note)
+
+    def service_update(
+        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
+    ) -> MessageTemplate:
+        """Update with `services.template_update`."""
+        return services.template_update(
+            template=obj, data=data, user=request.user, change_note=change_note
+        )
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        """Delete with `services.template_delete` (refused while rules reference it)."""
+        services.template_delete(template=obj, user=request.user)
+
+    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> MessageTemplate:
+        """Store the old field values as a new version with `services.template_update`."""
+        data = {name: getattr(record, name) for name in self.service_fields}
+        return services.template_update(
+            template=obj,
+            data=data,
+            user=request.user,
+            change_note=f"Rolled back to version {record.version}",
+        )
+
+
+def example_context(entry_point: EntryPoint) -> Any:
+    """The first of the schema's `examples`, to pre-fill a dry run ({} when there is none)."""
+    schema = entry_point.context_schema if isinstance(entry_point.context_schema, dict) else {}
+    examples = schema.get("examples")
+    return examples[0] if isinstance(examples, list) and examples else {}
+
+
+def effect_view(effect: Mapping[str, Any]) -> dict[str, Any]:
+    """An effect for the dry run page: its rendered message as text and its full JSON.
+
+    HTML and Markdown messages are shown as their source (escaped by the template), never as
+    markup in the admin page.
+    """
+    message = effect.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return {
+        "type": effect.get("type"),
+        "level": effect.get("level"),
+        "blocking": bool(effect.get("blocking")),
+        "format": message.get("format") if isinstance(message, dict) else None,
+        "content": content if isinstance(content, str) or content is None else pretty_json(content),
+        "render_error": effect.get("render_error"),
+        "json": pretty_json(effect),
+    }
+
+
+@admin.register(Rule)
+class RuleAdmin(ServiceHistoryAdmin):
+    """Rules: list by entry point and priority, edit as JSON, history with revert, dry run."""
+
+    form = RuleAdminForm
+    service_fields = services.RULE_FIELDS
+    list_display = (
+        "name",
+        "entry_point",
+        "priority",
+        "active",
+        "version",
+        "updated_at",
+        "updated_by",
+    )
+    list_filter = ("entry_point", "active")
+    list_select_related = ("entry_point", "updated_by")
+    search_fields = ("name",)
+    ordering = ("entry_point__key", "priority", "name")
+    readonly_fields = ("version", "created_by", "created_at", "updated_by", "updated_at")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "description",
+                    "entry_point",
+                    "priority",
+                    "active",
+                    "stop_processing",
+                )
+            },
+        ),
+        ("Logic", {"fields": ("condition", "actions")}),
+        ("Metadata", {"fields": ("metadata",), "classes": ("collapse",)}),
+        ("Change", {"fields": ("change_note",)}),
+        ("Version", {"fields": readonly_fields}),
+    )
+
+    def service_create(
+        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
+    ) -> Rule:
+        """Create with `services.rule_create` (version 1)."""
+        return services.rule_create(data=data, user=request.user, change_note=change_note)
+
+    def service_update(
+        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
+    ) -> Rule:
+        """Update with `services.rule_update` (version + 1)."""
+        return services.rule_update(rule=obj, data=data, user=request.user, change_note=change_note)
+
+    def service_delete(self, request: HttpRequest, obj: Any) -> None:
+        """Delete with `services.rule_delete` (history kept)."""
+        services.rule_delete(rule=obj, user=request.user)
+
+    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> Rule:
+        """Roll back with `services.rule_rollback` to the record's version."""
+        return services.rule_rollback(rule=obj, version=record.version, user=request.user)
+
+    def get_urls(self) -> list[URLPattern]:
+        """The admin's URLs plus `<id>/dry-run/` (before the catch-all object URL)."""
+        info = self.opts.app_label, self.opts.model_name
+        dry_run = path(
+            "<path:object_id>/dry-run/",
+            self.admin_site.admin_view(self.dry_run_view),
+            name="{}_{}_dry_run".format(*info),
+        )
+        return [dry_run, *super().get_urls()]
+
+    def dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Run the saved rule against a pasted context and show the decision; writes nothing."""
+        rule = self.get_object(request, unquote(object_id))
+        if rule is None:
+            raise Http404(f"no rule {object_id}")
+        if not self.has_change_permission(request, rule):
+            raise PermissionDenied
+        decision = None
+        errors: list[ErrorDetail] = []
+        error_title = ""
+        if request.method == "POST":
+            form = DryRunForm(request.POST)
+            if form.is_valid():
+                try:
+                    decision = engine.dry_run_rule(rule=rule, context=form.cleaned_data["context"])
+                except InvalidContext as exc:
+                    error_title = "The context does not match the entry point's schema"
+                    errors = exc.details
+                except InvalidInput as exc:
+                    error_title, errors = "The rule does not compile", exc.details
+                except NotFound as exc:
+                    error_title = "The rule cannot run"
+                    errors = [{"path": "$", "message": exc.message}]
+        else:
+            form = DryRunForm(initial={"context": example_context(rule.entry_point)})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Dry run: {rule}",
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "original": rule,
+            "form": form,
+            "errors": errors,
+            "error_title": error_title,
+            "decision": decision,
+        }
+        if decision is not None:
+            context.update(
+                matched=", ".join(str(r.get("name")) for r in decision.matched_rules) or "—",
+                rule_results=pretty_json(decision.rule_results),
+                effects=[effect_view(effect) for effect in decision.effects],
+                action_results=pretty_json(decision.action_results),
+            )
+        return TemplateResponse(request, "admin/rules_engine/rule/dry_run.html", context)
+
+
+# --- read-only: the audit trail and what clients recorded ---------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """List and detail pages only: these rows are written by the engine, never by hand."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Nobody adds rows here."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Nobody edits rows here (the detail page is view-only)."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Nobody deletes rows here (audit rows are evidence)."""
+        return False
+
+
+@admin.register(Execution)
+class ExecutionAdmin(ReadOnlyAdmin):
+    """The audit trail: one row per decision, read-only."""
+
+    list_display = (
+        "created_at",
+        "entry_point",
+        "outcome",
+        "matched_rule_names",
+        "blocking",
+        "duration_ms",
+        "caller",
+    )
+    list_filter = ("entry_point", "outcome", "blocking")
+    list_select_related = ("entry_point",)
+    date_hierarchy = "created_at"
+    search_fields = ("=id", "=request_id", "=subject", "caller")
+    # Counting a large audit table on every page view is slow; the paginator shows pages.
+    show_full_result_count = False
+    fields = (
+        "id",
+        "created_at",
+        "entry_point",
+        "outcome",
+        "blocking",
+        "duration_ms",
+        "caller",
+        "request_id",
+        "subject",
+        "matched_rules_json",
+        "rule_results_json",
+        "context_snapshot_json",
+        "effects_json",
+        "action_results_json",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="Matched rules")
+    def matched_rule_names(self, obj: Execution) -> str:
+        """Names of the matched rules, in evaluation order."""
+        names = [str(r.get("name")) for r in obj.matched_rules if isinstance(r, dict)]
+        return ", ".join(names) or "—"
+
+    @admin.display(description="Matched rules")
+    def matched_rules_json(self, obj: Execution) -> SafeString:
+        """The matched rules (id, name, version, priority) as indented JSON."""
+        return json_block(obj.matched_rules)
+
+    @admin.display(description="Rule results")
+    def rule_results_json(self, obj: Execution) -> SafeString:
+        """Every rule's outcome as indented JSON."""
+        return json_block(obj.rule_results)
+
+    @admin.display(description="Context (masked)")
+    def context_snapshot_json(self, obj: Execution) -> SafeString:
+        """The masked context snapshot as indented JSON."""
+        return json_block(obj.context_snapshot)
+
+    @admin.display(description="Effects")
+    def effects_json(self, obj: Execution) -> SafeString:
+        """The effects returned to the caller as indented JSON (messages escaped)."""
+        return json_block(obj.effects)
+
+    @admin.display(description="Action results")
+    def action_results_json(self, obj: Execution) -> SafeString:
+        """What each action did (e.g. update before/after) as indented JSON."""
+        return json_block(obj.action_results)
+
+
+@admin.register(Acknowledgement)
+class AcknowledgementAdmin(ReadOnlyAdmin):
+    """Recorded acceptances of terms, read-only."""
+
+    list_display = ("accepted_at", "subject", "ack_key", "entry_point", "rule", "rule_version")
+    list_filter = ("entry_point",)
+    list_select_related = ("entry_point", "rule")
+    search_fields = ("=subject", "ack_key")
+    date_hierarchy = "accepted_at"
+
+
+@admin.register(Preference)
+class PreferenceAdmin(ReadOnlyAdmin):
+    """Stored answers to preference questions, read-only."""
+
+    list_display = ("preference_key", "subject", "value", "updated_at")
+    search_fields = ("=subject", "preference_key")
+    fields = ("preference_key", "subject", "value_json", "execution", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="Value")
+    def value_json(self, obj: Preference) -> SafeString:
+        """The stored answer as JSON."""
+        return json_block(obj.value)
+
+
+@admin.register(SubjectState)
+class SubjectStateAdmin(ReadOnlyAdmin):
+    """Per-subject attributes written by `update` actions (`$state`), read-only."""
+
+    list_display = ("subject", "updated_at")
+    search_fields = ("=subject",)
+    fields = ("subject", "attributes_json", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="Attributes")
+    def attributes_json(self, obj: SubjectState) -> SafeString:
+        """The stored attributes as indented JSON."""
+        return json_block(obj.attributes)

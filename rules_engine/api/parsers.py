@@ -1,0 +1,72 @@
+"""A JSON parser that refuses oversized, over-deep and non-standard bodies before any work."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser
+
+
+class RequestTooLarge(APIException):
+    """The body is larger than VERDICT_MAX_BODY_BYTES (answered with 413)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body too large."
+    default_code = "request_too_large"
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; Python's parser would accept them otherwise.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether a parsed JSON value nests objects/arrays deeper than `limit` (iterative)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class SafeJSONParser(JSONParser):
+    """JSON bodies only, at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes and MAX_JSON_DEPTH deep.
+
+    Raises RequestTooLarge (413) or ParseError (400) with a clear message; never lets a
+    RecursionError or a decode error become a 500.
+    """
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        """Parse the body. Raises RequestTooLarge or ParseError."""
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 256 * 1024
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise RequestTooLarge(f"Request body is larger than {limit} bytes.")
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise RequestTooLarge(f"Request body is larger than {limit} bytes.")
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        except UnicodeDecodeError as exc:
+            raise ParseError("Request body is not UTF-8.") from exc
+        except RecursionError as exc:
+            raise ParseError("JSON nested too deep.") from exc
+        except ValueError as exc:
+            raise ParseError(f"Malformed JSON: {exc}") from exc
+        max_depth = int(settings.VERDICT["MAX_JSON_DEPTH"])
+        if json_depth_exceeds(data, max_depth):
+            raise ParseError(f"JSON nested deeper than {max_depth} levels.")
+        return data

@@ -1,0 +1,23 @@
+"""Routes of the rules API: the engine endpoints and the browsable CRUD under /api/."""
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from rules_engine.api import views
+
+router = DefaultRouter()
+router.register("entry-points", views.EntryPointViewSet, basename="entrypoint")
+router.register("rules", views.RuleViewSet, basename="rule")
+router.register("templates", views.MessageTemplateViewSet, basename="messagetemplate")
+router.register("executions", views.ExecutionViewSet, basename="execution")
+
+urlpatterns = [
+    path("rules/engine/execute/", views.ExecuteView.as_view(), name="engine-execute"),
+    path(
+        "rules/engine/acknowledgements/",
+        views.AcknowledgementView.as_view(),
+        name="engine-acknowledgements",
+    ),
+    path("rules/engine/preferences/", views.PreferenceView.as_view(), name="engine-preferences"),
+    path("", include(router.urls)),
+]

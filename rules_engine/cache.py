@@ -1,0 +1,245 @@
+"""Compiled rulesets per entry point, cached per process and invalidated across processes.
+
+Every write that changes what a decision depends on calls `invalidate()`, which stores a new
+random generation stamp in the shared cache (Redis in production) both immediately and again
+when the transaction commits. Each `RulesetCache.get` reads that stamp once (one cache round
+trip) and drops everything it compiled under another stamp, so every process serves a change
+from its next request on. The stamp is read before the database, so a ruleset loaded while a
+change commits is stored under the old stamp and reloaded on the next request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.cache import cache as shared_cache
+from django.db import transaction
+
+from rules_engine import jsonlogic
+from rules_engine.actions import ActionSpecError, PreparedAction, registry
+from rules_engine.jsonlogic import JsonLogicError
+from rules_engine.rendering import CompiledTemplate, TemplateError, compile_template
+from rules_engine.validation import get_validator
+
+logger = logging.getLogger(__name__)
+
+GENERATION_KEY = "verdict:rules:generation"
+STATE_VAR = "$state"
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One active rule version, compiled: its condition callable and prepared actions.
+
+    `error` is set when the stored rule no longer compiles (for example an update target was
+    removed from settings); such a rule is reported as an error at decision time.
+    """
+
+    id: str
+    name: str
+    version: int
+    priority: int
+    stop_processing: bool
+    condition: Callable[[Any], Any]
+    actions: tuple[PreparedAction, ...]
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The rule as listed in a decision: id, name, version, priority."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "priority": self.priority,
+        }
+
+
+@dataclass(frozen=True)
+class CompiledTemplateEntry:
+    """A message template compiled at one version."""
+
+    key: str
+    version: int
+    format: str
+    template: CompiledTemplate | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CompiledRuleset:
+    """Everything `execute` needs for one entry point, built once per generation."""
+
+    entry_point_id: int
+    key: str
+    version: int
+    critical: bool
+    schema: dict[str, Any]
+    sensitive_paths: tuple[str, ...]
+    subject: Callable[[Any], Any] | None
+    rules: tuple[CompiledRule, ...]
+    templates: dict[str, CompiledTemplateEntry] = field(default_factory=dict)
+    uses_state: bool = False
+
+    def validator(self) -> Any:
+        """The cached JSON Schema validator of the entry point's context schema."""
+        return get_validator(self.schema)
+
+
+def compile_rule_version(rule: Any, *, strict: bool = False) -> CompiledRule:
+    """Compile a rule's current content (a Rule row or an unsaved Rule).
+
+    With strict=True a rule that does not compile raises InvalidInput (via the service's
+    compile); otherwise it is kept with `error` set, so one broken stored rule is reported at
+    decision time instead of taking its entry point down.
+    """
+    if strict:
+        from rules_engine.services import rule_compile
+
+        condition, prepared = rule_compile(condition=rule.condition, actions=rule.actions)
+        return _compiled(rule, condition, tuple(prepared), None)
+    try:
+        condition = jsonlogic.compile(rule.condition)
+        actions = tuple(
+            registry.prepare(spec, f"$.actions[{index}]") for index, spec in enumerate(rule.actions)
+        )
+    except (JsonLogicError, ActionSpecError) as exc:
+        logger.error("stored rule %s v%s does not compile: %s", rule.pk, rule.version, exc)
+        return _compiled(rule, _never, (), f"rule does not compile: {exc}")
+    return _compiled(rule, condition, actions, None)
+
+
+def _compiled(
+    rule: Any,
+    condition: Callable[[Any], Any],
+    actions: tuple[PreparedAction, ...],
+    error: str | None,
+) -> CompiledRule:
+    return CompiledRule(
+        id=str(rule.pk),
+        name=rule.name,
+        version=rule.version,
+        priority=rule.priority,
+        stop_processing=rule.stop_processing,
+        condition=condition,
+        actions=actions,
+        error=error,
+    )
+
+
+def templates_for(rules: tuple[CompiledRule, ...]) -> dict[str, CompiledTemplateEntry]:
+    """Load and compile the message templates the rules' actions reference (one query)."""
+    from rules_engine import selectors
+
+    keys = {
+        key
+        for rule in rules
+        for action in rule.actions
+        for key in action.handler.template_keys(action.params)
+    }
+    return {
+        key: _compile_template(template)
+        for key, template in selectors.templates_by_key(keys=keys).items()
+    }
+
+
+def _never(data: Any) -> bool:
+    return False
+
+
+def _compile_template(template: Any) -> CompiledTemplateEntry:
+    try:
+        compiled = compile_template(format=template.format, body=template.body)
+    except TemplateError as exc:
+        return CompiledTemplateEntry(
+            template.key, template.version, template.format, None, str(exc)
+        )
+    return CompiledTemplateEntry(template.key, template.version, template.format, compiled)
+
+
+def build_ruleset(key: str) -> CompiledRuleset | None:
+    """Load and compile an entry point's active rules and their templates (3 queries).
+
+    Returns None when the entry point does not exist or is inactive.
+    """
+    from rules_engine import selectors
+
+    entry_point = selectors.entry_point_get(key=key)
+    if entry_point is None or not entry_point.active:
+        return None
+    rules = list(selectors.rules_active_for(entry_point=entry_point))
+    compiled = tuple(compile_rule_version(rule) for rule in rules)
+    subject = (
+        jsonlogic.compile({"var": entry_point.subject_path}) if entry_point.subject_path else None
+    )
+    # A textual check is enough: "$state" cannot appear in a rule that does not read it.
+    uses_state = any(STATE_VAR in repr((r.condition, r.actions)) for r in rules)
+    return CompiledRuleset(
+        entry_point_id=entry_point.pk,
+        key=entry_point.key,
+        version=entry_point.version,
+        critical=entry_point.critical,
+        schema=entry_point.context_schema or {},
+        sensitive_paths=tuple(entry_point.sensitive_paths or ()),
+        subject=subject,
+        rules=compiled,
+        templates=templates_for(compiled),
+        uses_state=uses_state,
+    )
+
+
+class RulesetCache:
+    """Per-process cache of compiled rulesets keyed by entry point, checked per request."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation: str | None = None
+        self._rulesets: dict[str, CompiledRuleset | None] = {}
+
+    def get(self, key: str) -> CompiledRuleset | None:
+        """The compiled ruleset for an entry point key, or None if unknown or inactive."""
+        generation = current_generation()
+        if generation != self._generation:
+            with self._lock:
+                self._rulesets = {}
+                self._generation = generation
+        if key in self._rulesets:
+            return self._rulesets[key]
+        ruleset = build_ruleset(key)
+        # Unknown keys are cached too (as None) so probing them costs no queries.
+        if len(self._rulesets) < 10_000:
+            self._rulesets[key] = ruleset
+        return ruleset
+
+    def clear(self) -> None:
+        """Forget everything compiled in this process."""
+        with self._lock:
+            self._rulesets = {}
+            self._generation = None
+
+
+def current_generation() -> str:
+    """The shared generation stamp, created if the cache lost it."""
+    generation = shared_cache.get(GENERATION_KEY)
+    if generation is None:
+        shared_cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+        generation = shared_cache.get(GENERATION_KEY) or "unknown"
+    return str(generation)
+
+
+def bump_generation() -> None:
+    """Store a new generation stamp so every process recompiles on its next request."""
+    shared_cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def invalidate() -> None:
+    """Invalidate compiled rulesets everywhere now and again once the transaction commits."""
+    bump_generation()
+    transaction.on_commit(bump_generation)
+
+
+rulesets = RulesetCache()

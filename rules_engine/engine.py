@@ -1,0 +1,312 @@
+"""The decision pipeline, top to bottom: load, validate, evaluate, dispatch, render, audit.
+
+    execute(entry_point, context)
+      1. load      the compiled ruleset of the entry point (process cache, fresh per request)
+      2. validate  the context against the entry point's JSON Schema -> InvalidContext
+      3. evaluate  rules in priority order, honouring stop_processing -> matched rules + why
+      4. dispatch  each matched rule's actions through the action registry -> effects, writes
+      5. render    message templates of the effects (escaped / sanitised)
+      6. audit     one Execution row, in the same transaction as step 4's writes
+      return Decision(execution_id, entry_point, outcome, matched_rules, effects, blocking, ...)
+
+A rule or action that fails at run time is recorded in the audit and does not stop the others.
+A dry run does steps 1-5 without writing anything (no updates, no audit row).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.db import transaction
+
+from rules_engine import selectors
+from rules_engine.actions import ActionContext
+from rules_engine.cache import STATE_VAR, CompiledRule, CompiledRuleset, rulesets, templates_for
+from rules_engine.errors import InvalidContext, NotFound
+from rules_engine.jsonlogic import truthy
+from rules_engine.masking import mask_paths
+from rules_engine.models import Execution
+from rules_engine.validation import validate_context
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RuleResult:
+    """How one rule fared in a decision: matched, not_matched, skipped or error."""
+
+    rule: CompiledRule
+    outcome: str
+    error: str | None = None
+
+    def as_audit(self) -> dict[str, Any]:
+        """The audit form: the rule summary with outcome (and error)."""
+        row = {**self.rule.summary(), "outcome": self.outcome}
+        if self.error:
+            row["error"] = self.error
+        return row
+
+
+@dataclass
+class Decision:
+    """The result of `execute`: what the caller shows and what was audited."""
+
+    execution_id: str | None
+    entry_point: str
+    outcome: str
+    matched_rules: list[dict[str, Any]]
+    effects: list[dict[str, Any]]
+    blocking: bool
+    duration_ms: float
+    dry_run: bool
+    subject: str | None = None
+    rule_results: list[dict[str, Any]] = field(default_factory=list)
+    action_results: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_response(self) -> dict[str, Any]:
+        """The JSON body of POST /api/rules/engine/execute/."""
+        return {
+            "execution_id": self.execution_id,
+            "entry_point": self.entry_point,
+            "outcome": self.outcome,
+            "matched_rules": self.matched_rules,
+            "effects": self.effects,
+            "blocking": self.blocking,
+            "duration_ms": self.duration_ms,
+            "dry_run": self.dry_run,
+        }
+
+
+def execute(
+    *,
+    entry_point: str,
+    context: Any,
+    dry_run: bool = False,
+    caller: str = "",
+    request_id: str = "",
+) -> Decision:
+    """Decide for one context at one entry point, and audit the decision.
+
+    Raises NotFound (unknown_entry_point) for an unknown or inactive entry point and
+    InvalidContext with every schema error and its JSON path. Writes the actions' updates and
+    one Execution row in one transaction (nothing when dry_run).
+    """
+    started = time.perf_counter()
+
+    # 1. load
+    ruleset = rulesets.get(entry_point)
+    if ruleset is None:
+        raise NotFound("unknown_entry_point", f"no active entry point {entry_point!r}")
+
+    with transaction.atomic():
+        # 2.-5. validate, evaluate, dispatch, render
+        decision = _decide(ruleset, context, dry_run=dry_run, started=started)
+
+        # 6. audit, in the transaction of the actions' writes
+        if not dry_run:
+            _audit(ruleset, decision, context, caller=caller, request_id=request_id)
+    return decision
+
+
+def _decide(ruleset: CompiledRuleset, context: Any, *, dry_run: bool, started: float) -> Decision:
+    # 2. validate
+    errors = validate_context(schema=ruleset.schema, context=context)
+    if errors:
+        raise InvalidContext([{"path": e.path, "message": e.message} for e in errors])
+    subject = _subject_of(ruleset, context)
+    data, state = _evaluation_data(ruleset, context, subject)
+
+    # 3. evaluate
+    results = _evaluate(ruleset, data)
+    matched = [r.rule for r in results if r.outcome == "matched"]
+
+    # 4. dispatch
+    effects, action_results = _dispatch(ruleset, matched, data, subject, dry_run=dry_run)
+
+    # 5. render
+    template_context = context if state is None else {"state": state, **context}
+    effects = [_render(ruleset, effect, template_context) for effect in effects]
+
+    return Decision(
+        execution_id=None if dry_run else str(uuid.uuid4()),
+        entry_point=ruleset.key,
+        outcome=_outcome(results),
+        matched_rules=[rule.summary() for rule in matched],
+        effects=effects,
+        blocking=any(effect.get("blocking") for effect in effects),
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        dry_run=dry_run,
+        subject=subject,
+        rule_results=[r.as_audit() for r in results],
+        action_results=action_results,
+    )
+
+
+def dry_run_rule(*, rule: Any, context: Any) -> Decision:
+    """Run one rule (saved or not) against a context without writing anything.
+
+    Used by the admin's "dry run" and by authors testing a draft: the rule is compiled from
+    its current content, the context validated with its entry point's schema, and the result
+    shaped like `execute`'s. Raises InvalidInput when the rule does not compile, NotFound
+    when its entry point is inactive, InvalidContext for a context the schema refuses.
+    """
+    from rules_engine.cache import build_ruleset, compile_rule_version
+
+    started = time.perf_counter()
+    ruleset = build_ruleset(rule.entry_point.key)
+    if ruleset is None:
+        raise NotFound("unknown_entry_point", f"no active entry point {rule.entry_point.key!r}")
+    compiled = compile_rule_version(rule, strict=True)
+    ruleset = replace(
+        ruleset,
+        rules=(compiled,),
+        templates=templates_for((compiled,)),
+        uses_state=STATE_VAR in repr((rule.condition, rule.actions)),
+    )
+    return _decide(ruleset, context, dry_run=True, started=started)
+
+
+def _subject_of(ruleset: CompiledRuleset, context: Any) -> str | None:
+    from rules_engine.actions.base import subject_to_str
+
+    if ruleset.subject is None:
+        return None
+    return subject_to_str(ruleset.subject(context))
+
+
+def _evaluation_data(
+    ruleset: CompiledRuleset, context: dict[str, Any], subject: str | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    # Rules see the subject's stored attributes as "$state" only when one of them reads it,
+    # so entry points that never use state pay no query for it.
+    if not ruleset.uses_state:
+        return context, None
+    state = selectors.subject_state_attributes(subject=subject) if subject else {}
+    return {**context, STATE_VAR: state}, state
+
+
+def _evaluate(ruleset: CompiledRuleset, data: dict[str, Any]) -> list[RuleResult]:
+    results: list[RuleResult] = []
+    stopped = False
+    for rule in ruleset.rules:
+        if stopped:
+            results.append(RuleResult(rule, "skipped"))
+            continue
+        if rule.error:
+            results.append(RuleResult(rule, "error", rule.error))
+            continue
+        try:
+            hit = truthy(rule.condition(data))
+        except Exception as exc:  # noqa: BLE001  (one broken rule must not break the decision)
+            logger.warning("rule %s v%s failed: %s", rule.id, rule.version, exc)
+            results.append(RuleResult(rule, "error", f"{type(exc).__name__}: {exc}"))
+            continue
+        results.append(RuleResult(rule, "matched" if hit else "not_matched"))
+        stopped = hit and rule.stop_processing
+    return results
+
+
+def _dispatch(
+    ruleset: CompiledRuleset,
+    matched: list[CompiledRule],
+    data: dict[str, Any],
+    subject: str | None,
+    *,
+    dry_run: bool,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    effects: list[dict[str, Any]] = []
+    action_results: list[dict[str, Any]] = []
+    for rule in matched:
+        for index, action in enumerate(rule.actions):
+            ctx = ActionContext(
+                entry_point_key=ruleset.key,
+                critical=ruleset.critical,
+                data=data,
+                subject=subject,
+                rule_id=rule.id,
+                rule_name=rule.name,
+                rule_version=rule.version,
+                action_index=index,
+                dry_run=dry_run,
+            )
+            row: dict[str, Any] = {
+                "rule_id": rule.id,
+                "rule_version": rule.version,
+                "action_index": index,
+                "type": action.type,
+            }
+            try:
+                if action.handler.writes and not dry_run:
+                    # A savepoint keeps a failed write from poisoning the decision's transaction.
+                    with transaction.atomic():
+                        outcome = action.run(ctx)
+                else:
+                    outcome = action.run(ctx)
+            except Exception as exc:  # noqa: BLE001  (recorded; other actions still run)
+                logger.warning("action %s of rule %s failed: %s", index, rule.id, exc)
+                action_results.append({**row, "status": "error", "error": str(exc)})
+                continue
+            action_results.append({**row, "status": "ok", **outcome.result})
+            if outcome.effect is not None:
+                effects.append({"rule_id": rule.id, "action_index": index, **outcome.effect})
+    return effects, action_results
+
+
+def _render(
+    ruleset: CompiledRuleset, effect: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
+    key = effect.get("template")
+    if key is None:
+        return effect
+    entry = ruleset.templates.get(key)
+    if entry is None or entry.template is None:
+        reason = entry.error if entry else f"message template {key!r} is missing"
+        return {**effect, "message": None, "render_error": reason}
+    try:
+        rendered = entry.template.render(context)
+    except Exception as exc:  # noqa: BLE001  (a broken template must not break the decision)
+        logger.warning("template %s failed to render: %s", key, exc)
+        return {**effect, "message": None, "render_error": str(exc)}
+    message = {
+        "format": rendered.format,
+        "content_type": rendered.content_type,
+        "content": rendered.content,
+    }
+    return {**effect, "message": message}
+
+
+def _outcome(results: list[RuleResult]) -> str:
+    if any(r.outcome == "matched" for r in results):
+        return Execution.Outcome.MATCHED
+    if any(r.outcome == "error" for r in results):
+        return Execution.Outcome.ERROR
+    return Execution.Outcome.NO_MATCH
+
+
+def _audit(
+    ruleset: CompiledRuleset,
+    decision: Decision,
+    context: dict[str, Any],
+    *,
+    caller: str,
+    request_id: str,
+) -> None:
+    Execution.objects.create(
+        id=decision.execution_id,
+        entry_point_id=ruleset.entry_point_id,
+        outcome=decision.outcome,
+        matched_rules=decision.matched_rules,
+        rule_results=decision.rule_results,
+        context_snapshot=mask_paths(context, ruleset.sensitive_paths),
+        effects=decision.effects,
+        action_results=decision.action_results,
+        blocking=decision.blocking,
+        duration_ms=decision.duration_ms,
+        caller=caller[:200],
+        request_id=request_id[:100],
+        subject=(decision.subject or "")[:200],
+    )

@@ -1,0 +1,225 @@
+"""Rules engine models: entry points, rules, message templates, the audit trail and answers.
+
+Models hold data and constraints only. Every write goes through `rules_engine.services`, which
+validates and compiles first, so nothing here has logic in `save()` or signals.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+key_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_.\-]{0,99}$",
+    "Use lowercase letters, digits, '.', '_' and '-' (start with a letter or digit).",
+)
+
+
+class EntryPoint(models.Model):
+    """A named place where applications ask for decisions (e.g. `checkout`), with its schema.
+
+    `context_schema` validates every context sent to it; `sensitive_paths` (dotted paths, `*`
+    for any list item or key) are masked in the audit snapshot; `critical` makes unresolved
+    blocking effects (acknowledgements) block the caller; `subject_path` names the context
+    value that identifies the subject whose stored state rules can read as `$state`.
+    """
+
+    key = models.CharField(max_length=100, unique=True, validators=[key_validator])
+    description = models.TextField(blank=True)
+    context_schema = models.JSONField(default=dict, blank=True)
+    sensitive_paths = models.JSONField(default=list, blank=True)
+    subject_path = models.CharField(max_length=200, blank=True, default="")
+    critical = models.BooleanField(default=False)
+    active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class MessageTemplate(models.Model):
+    """A message body that actions reference by `key`, rendered safely in its `format`."""
+
+    class Format(models.TextChoices):
+        TEXT = "text", "Plain text"
+        HTML = "html", "HTML (escaped and sanitised)"
+        MARKDOWN = "markdown", "Markdown (rendered and sanitised)"
+        JSON = "json", "JSON"
+
+    key = models.CharField(max_length=100, unique=True, validators=[key_validator])
+    format = models.CharField(max_length=16, choices=Format.choices, default=Format.TEXT)
+    body = models.TextField()
+    description = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.format})"
+
+
+class Rule(models.Model):
+    """A versioned rule: a JSONLogic `condition` and the `actions` to dispatch when it matches.
+
+    Rules of an entry point run in ascending `priority`; `stop_processing` ends evaluation after
+    this rule matches. `version` grows by one on every change; rollback stores an older
+    version's content as a new version, so history only ever grows.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    entry_point = models.ForeignKey(EntryPoint, on_delete=models.PROTECT, related_name="rules")
+    priority = models.IntegerField(default=100)
+    active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    condition = models.JSONField(default=dict, blank=True)
+    actions = models.JSONField(default=list, blank=True)
+    stop_processing = models.BooleanField(default=False)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["entry_point__key", "priority", "name"]
+        indexes = [
+            # The hot query: active rules of one entry point in priority order.
+            models.Index(fields=["entry_point", "active", "priority"], name="rule_ep_active_prio"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (v{self.version})"
+
+
+class Execution(models.Model):
+    """The audit row of one decision: what was asked, which rules matched, what they did.
+
+    Written in the same transaction as the decision's side effects, so a decision never exists
+    without its audit row. `context_snapshot` has the entry point's sensitive paths masked.
+    """
+
+    class Outcome(models.TextChoices):
+        MATCHED = "matched", "Matched"
+        NO_MATCH = "no_match", "No match"
+        ERROR = "error", "Error"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    entry_point = models.ForeignKey(EntryPoint, on_delete=models.PROTECT, related_name="executions")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    matched_rules = models.JSONField(default=list)
+    rule_results = models.JSONField(default=list)
+    context_snapshot = models.JSONField(default=dict)
+    effects = models.JSONField(default=list)
+    action_results = models.JSONField(default=list)
+    blocking = models.BooleanField(default=False)
+    duration_ms = models.FloatField(default=0)
+    caller = models.CharField(max_length=200, blank=True)
+    request_id = models.CharField(max_length=100, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["entry_point", "-created_at"], name="exec_ep_created")]
+
+    def __str__(self) -> str:
+        return f"{self.entry_point_id}:{self.id} {self.outcome}"
+
+
+class Acknowledgement(models.Model):
+    """A subject's recorded acceptance of the terms named `ack_key` (e.g. `checkout-terms-v3`).
+
+    Once recorded, `user_acknowledge` effects for the same subject and key are resolved and no
+    longer block critical entry points.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    ack_key = models.CharField(max_length=100)
+    subject = models.CharField(max_length=200)
+    entry_point = models.ForeignKey(
+        EntryPoint, on_delete=models.PROTECT, related_name="acknowledgements"
+    )
+    execution = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule = models.ForeignKey(
+        Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    rule_version = models.PositiveIntegerField(null=True, blank=True)
+    accepted_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-accepted_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["ack_key", "subject"], name="ack_unique_subject_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} accepted {self.ack_key}"
+
+
+class Preference(models.Model):
+    """A subject's stored answer to a `user_preference` question named `preference_key`."""
+
+    id = models.BigAutoField(primary_key=True)
+    preference_key = models.CharField(max_length=100)
+    subject = models.CharField(max_length=200)
+    value = models.JSONField()
+    execution = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["preference_key", "subject"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["preference_key", "subject"], name="pref_unique_subject_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.preference_key}={self.value!r}"
+
+
+class SubjectState(models.Model):
+    """Per-subject attributes that `update` actions write and rules read back as `$state`.
+
+    The shipped allow-listed update target (`subject_state`); host projects add their own
+    models through `VERDICT_UPDATE_TARGETS`.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    subject = models.CharField(max_length=200, unique=True)
+    attributes = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["subject"]
+
+    def __str__(self) -> str:
+        return self.subject

@@ -1,0 +1,452 @@
+"""Writes of the rules engine: every change to entry points, rules, templates and answers.
+
+Each service validates first and writes in one transaction, so a refused change writes nothing.
+Every change to what decisions depend on bumps the shared ruleset generation (see `cache.py`),
+so every process serves the change from its next request on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from rules_engine import cache, selectors
+from rules_engine.actions import ActionSpecError, PreparedAction, registry
+from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
+from rules_engine.jsonlogic import JsonLogicError
+from rules_engine.jsonlogic import compile as compile_logic
+from rules_engine.models import (
+    Acknowledgement,
+    EntryPoint,
+    MessageTemplate,
+    Preference,
+    Rule,
+)
+from rules_engine.rendering import TemplateError, compile_template
+from rules_engine.validation import SchemaError, check_schema
+
+User = AbstractBaseUser | AnonymousUser | None
+
+RULE_FIELDS = (
+    "name",
+    "description",
+    "entry_point",
+    "priority",
+    "active",
+    "condition",
+    "actions",
+    "stop_processing",
+    "metadata",
+)
+ENTRY_POINT_FIELDS = (
+    "key",
+    "description",
+    "context_schema",
+    "sensitive_paths",
+    "subject_path",
+    "critical",
+    "active",
+)
+TEMPLATE_FIELDS = ("key", "format", "body", "description")
+MAX_ACTIONS = 50
+
+
+def _real_user(user: User) -> Any:
+    return user if isinstance(user, AbstractBaseUser) else None
+
+
+def _field_errors(exc: ValidationError) -> list[ErrorDetail]:
+    return [
+        {"path": "$" if name == "__all__" else f"$.{name}", "message": str(message)}
+        for name, messages in exc.message_dict.items()
+        for message in messages
+    ]
+
+
+def _stamp_history(instance: Any, *, user: User, change_note: str) -> None:
+    # django-simple-history reads these two attributes when it writes the history row.
+    instance._history_user = _real_user(user)
+    instance._change_reason = change_note[:100] if change_note else None
+
+
+# --- rules -------------------------------------------------------------------------------
+
+
+def rule_compile(*, condition: Any, actions: Any) -> tuple[Any, list[PreparedAction]]:
+    """Compile a condition and prepare every action, as a rule version is run.
+
+    Raises InvalidInput (code invalid_rule) listing every node that does not compile, with
+    JSON paths such as `$.condition.and[1]["=="]` or `$.actions[0].params.level`.
+    """
+    errors: list[ErrorDetail] = []
+    compiled = None
+    try:
+        compiled = compile_logic(condition)
+    except JsonLogicError as exc:
+        errors.append({"path": exc.json_path(prefix="$.condition"), "message": exc.message})
+    prepared: list[PreparedAction] = []
+    if not isinstance(actions, list):
+        errors.append({"path": "$.actions", "message": "actions must be a list"})
+    elif len(actions) > MAX_ACTIONS:
+        errors.append({"path": "$.actions", "message": f"at most {MAX_ACTIONS} actions"})
+    else:
+        template_paths: dict[str, str] = {}
+        for index, spec in enumerate(actions):
+            try:
+                action = registry.prepare(spec, f"$.actions[{index}]")
+            except ActionSpecError as exc:
+                errors.append({"path": exc.path, "message": exc.message})
+                continue
+            prepared.append(action)
+            for key in action.handler.template_keys(action.params):
+                template_paths.setdefault(key, f"$.actions[{index}].params.template")
+        for key in selectors.template_keys_missing(keys=template_paths):
+            errors.append({"path": template_paths[key], "message": f"no message template {key!r}"})
+    if errors:
+        raise InvalidInput(errors, code="invalid_rule")
+    return compiled, prepared
+
+
+def _rule_write(rule: Rule, data: Mapping[str, Any], *, user: User, change_note: str) -> Rule:
+    unknown = sorted(set(data) - set(RULE_FIELDS))
+    if unknown:
+        raise InvalidInput(
+            [{"path": f"$.{name}", "message": "unknown field"} for name in unknown],
+            code="invalid_rule",
+        )
+    for name, value in data.items():
+        setattr(rule, name, value)
+    errors: list[ErrorDetail] = []
+    try:
+        rule.full_clean(exclude=["condition", "actions", "created_by", "updated_by"])
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc))
+    if not isinstance(rule.metadata, dict):
+        errors.append({"path": "$.metadata", "message": "metadata must be an object"})
+    try:
+        rule_compile(condition=rule.condition, actions=rule.actions)
+    except InvalidInput as exc:
+        errors.extend(exc.details)
+    if errors:
+        raise InvalidInput(errors, code="invalid_rule")
+    rule.updated_by = _real_user(user)
+    _stamp_history(rule, user=user, change_note=change_note)
+    rule.save()
+    cache.invalidate()
+    return rule
+
+
+@transaction.atomic
+def rule_create(*, data: Mapping[str, Any], user: User = None, change_note: str = "") -> Rule:
+    """Create a rule at version 1 after compiling it; writes the rule and its first history row.
+
+    Raises InvalidInput (invalid_rule) with every problem and its JSON path; nothing is written.
+    """
+    rule = Rule(version=1, created_by=_real_user(user))
+    return _rule_write(rule, data, user=user, change_note=change_note or "Created")
+
+
+@transaction.atomic
+def rule_update(
+    *, rule: Rule, data: Mapping[str, Any], user: User = None, change_note: str = ""
+) -> Rule:
+    """Change a rule as a new version (version + 1) after compiling it; history keeps the old.
+
+    Raises InvalidInput (invalid_rule) with every problem; nothing is written then.
+    """
+    locked = Rule.objects.select_for_update().get(pk=rule.pk)
+    locked.version += 1
+    updated = _rule_write(locked, data, user=user, change_note=change_note or "Updated")
+    rule.refresh_from_db()
+    return updated
+
+
+@transaction.atomic
+def rule_rollback(*, rule: Rule, version: int, user: User = None) -> Rule:
+    """Store the content of an older version as a new version (history only grows).
+
+    Raises NotFound (unknown_version) when the rule never had that version, InvalidInput when
+    the old content no longer compiles (e.g. a template it used was deleted).
+    """
+    record = selectors.rule_version_get(rule=rule, version=version)
+    if record is None:
+        raise NotFound("unknown_version", f"rule {rule.pk} has no version {version}")
+    data = {name: getattr(record, name) for name in RULE_FIELDS if name != "entry_point"}
+    data["entry_point"] = EntryPoint.objects.get(pk=record.entry_point_id)
+    return rule_update(
+        rule=rule, data=data, user=user, change_note=f"Rolled back to version {version}"
+    )
+
+
+@transaction.atomic
+def rule_delete(*, rule: Rule, user: User = None) -> None:
+    """Delete a rule; its history (including the deletion) is kept."""
+    _stamp_history(rule, user=user, change_note="Deleted")
+    rule.delete()
+    cache.invalidate()
+
+
+# --- entry points ------------------------------------------------------------------------
+
+
+def _entry_point_errors(entry_point: EntryPoint) -> list[ErrorDetail]:
+    errors: list[ErrorDetail] = []
+    try:
+        entry_point.full_clean(exclude=["context_schema", "sensitive_paths"])
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc))
+    if not isinstance(entry_point.context_schema, dict):
+        errors.append({"path": "$.context_schema", "message": "the schema must be an object"})
+    else:
+        try:
+            check_schema(entry_point.context_schema)
+        except SchemaError as exc:
+            path = exc.path.replace("$", "$.context_schema", 1)
+            errors.append({"path": path, "message": exc.message})
+    paths = entry_point.sensitive_paths
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        errors.append(
+            {"path": "$.sensitive_paths", "message": "a list of dotted paths like 'card.number'"}
+        )
+    return errors
+
+
+def _entry_point_write(
+    entry_point: EntryPoint, data: Mapping[str, Any], *, user: User, change_note: str
+) -> EntryPoint:
+    unknown = sorted(set(data) - set(ENTRY_POINT_FIELDS))
+    errors: list[ErrorDetail] = [{"path": f"$.{n}", "message": "unknown field"} for n in unknown]
+    for name, value in data.items():
+        if name in ENTRY_POINT_FIELDS:
+            setattr(entry_point, name, value)
+    errors.extend(_entry_point_errors(entry_point))
+    if errors:
+        raise InvalidInput(errors, code="invalid_entry_point")
+    _stamp_history(entry_point, user=user, change_note=change_note)
+    entry_point.save()
+    cache.invalidate()
+    return entry_point
+
+
+@transaction.atomic
+def entry_point_create(
+    *, data: Mapping[str, Any], user: User = None, change_note: str = ""
+) -> EntryPoint:
+    """Create an entry point after checking its JSON Schema and sensitive paths.
+
+    Raises InvalidInput (invalid_entry_point) with every problem; nothing is written then.
+    """
+    return _entry_point_write(
+        EntryPoint(version=1), data, user=user, change_note=change_note or "Created"
+    )
+
+
+@transaction.atomic
+def entry_point_update(
+    *, entry_point: EntryPoint, data: Mapping[str, Any], user: User = None, change_note: str = ""
+) -> EntryPoint:
+    """Change an entry point as a new version. Raises InvalidInput (invalid_entry_point)."""
+    locked = EntryPoint.objects.select_for_update().get(pk=entry_point.pk)
+    locked.version += 1
+    updated = _entry_point_write(locked, data, user=user, change_note=change_note or "Updated")
+    entry_point.refresh_from_db()
+    return updated
+
+
+@transaction.atomic
+def entry_point_delete(*, entry_point: EntryPoint, user: User = None) -> None:
+    """Delete an entry point that has no rules and no audit rows.
+
+    Raises InvalidInput (invalid_entry_point) when rules or executions still refer to it.
+    """
+    if entry_point.rules.exists() or entry_point.executions.exists():
+        raise InvalidInput(
+            [{"path": "$", "message": "entry point has rules or executions; deactivate it"}],
+            code="invalid_entry_point",
+        )
+    _stamp_history(entry_point, user=user, change_note="Deleted")
+    entry_point.delete()
+    cache.invalidate()
+
+
+# --- message templates -------------------------------------------------------------------
+
+
+def _template_write(
+    template: MessageTemplate, data: Mapping[str, Any], *, user: User, change_note: str
+) -> MessageTemplate:
+    unknown = sorted(set(data) - set(TEMPLATE_FIELDS))
+    errors: list[ErrorDetail] = [{"path": f"$.{n}", "message": "unknown field"} for n in unknown]
+    for name, value in data.items():
+        if name in TEMPLATE_FIELDS:
+            setattr(template, name, value)
+    try:
+        template.full_clean()
+    except ValidationError as exc:
+        errors.extend(_field_errors(exc))
+    if not errors:
+        try:
+            compile_template(format=template.format, body=template.body)
+        except TemplateError as exc:
+            line = f" (line {exc.line})" if getattr(exc, "line", None) else ""
+            errors.append({"path": "$.body", "message": f"{exc.message}{line}"})
+    if errors:
+        raise InvalidInput(errors, code="invalid_template")
+    _stamp_history(template, user=user, change_note=change_note)
+    template.save()
+    cache.invalidate()
+    return template
+
+
+@transaction.atomic
+def template_create(
+    *, data: Mapping[str, Any], user: User = None, change_note: str = ""
+) -> MessageTemplate:
+    """Create a message template after compiling it. Raises InvalidInput (invalid_template)."""
+    return _template_write(
+        MessageTemplate(version=1), data, user=user, change_note=change_note or "Created"
+    )
+
+
+@transaction.atomic
+def template_update(
+    *,
+    template: MessageTemplate,
+    data: Mapping[str, Any],
+    user: User = None,
+    change_note: str = "",
+) -> MessageTemplate:
+    """Change a template as a new version. Raises InvalidInput (invalid_template)."""
+    locked = MessageTemplate.objects.select_for_update().get(pk=template.pk)
+    if (
+        "key" in data
+        and data["key"] != locked.key
+        and selectors.rules_referencing_template(key=locked.key)
+    ):
+        raise InvalidInput(
+            [{"path": "$.key", "message": "rules reference this key; it cannot be renamed"}],
+            code="invalid_template",
+        )
+    locked.version += 1
+    updated = _template_write(locked, data, user=user, change_note=change_note or "Updated")
+    template.refresh_from_db()
+    return updated
+
+
+@transaction.atomic
+def template_delete(*, template: MessageTemplate, user: User = None) -> None:
+    """Delete a template no rule references. Raises InvalidInput (invalid_template) otherwise."""
+    users = selectors.rules_referencing_template(key=template.key)
+    if users:
+        names = ", ".join(sorted(rule.name for rule in users))
+        raise InvalidInput(
+            [{"path": "$", "message": f"referenced by rules: {names}"}], code="invalid_template"
+        )
+    _stamp_history(template, user=user, change_note="Deleted")
+    template.delete()
+    cache.invalidate()
+
+
+# --- answers from the client -------------------------------------------------------------
+
+
+def _first_with(items: list[Any], *, type_name: str, field: str, key: str) -> Any:
+    # Audit rows list action results and effects with their type and key, so an answer can
+    # only be recorded for a question that execution really asked.
+    return next(
+        (
+            i
+            for i in items
+            if isinstance(i, dict) and i.get("type") == type_name and i.get(field) == key
+        ),
+        None,
+    )
+
+
+@transaction.atomic
+def acknowledgement_record(*, execution_id: Any, ack_key: str) -> tuple[Acknowledgement, bool]:
+    """Record that the subject of an execution accepted the terms `ack_key` (idempotent).
+
+    The subject is taken from the audited execution, never from the client. Returns the row
+    and whether it was created. Raises NotFound (unknown_execution) and InvalidInput
+    (invalid_answer) when that execution showed no such acknowledgement or had no subject.
+    """
+    execution = selectors.execution_get(execution_id=execution_id)
+    if execution is None:
+        raise NotFound("unknown_execution", f"no execution {execution_id}")
+    result = _first_with(
+        execution.action_results, type_name="user_acknowledge", field="ack_key", key=ack_key
+    )
+    if result is None:
+        raise InvalidInput(
+            [
+                {
+                    "path": "$.ack_key",
+                    "message": f"execution asked for no acknowledgement {ack_key!r}",
+                }
+            ],
+            code="invalid_answer",
+        )
+    subject = result.get("subject")
+    if not subject:
+        raise InvalidInput(
+            [{"path": "$.execution_id", "message": "the execution has no subject to record"}],
+            code="invalid_answer",
+        )
+    try:
+        with transaction.atomic():
+            ack, created = Acknowledgement.objects.get_or_create(
+                ack_key=ack_key,
+                subject=subject,
+                defaults={
+                    "entry_point": execution.entry_point,
+                    "execution": execution,
+                    "rule_id": result.get("rule_id"),
+                    "rule_version": result.get("rule_version"),
+                },
+            )
+    except IntegrityError:
+        # A concurrent request recorded the same acknowledgement first.
+        ack, created = Acknowledgement.objects.get(ack_key=ack_key, subject=subject), False
+    return ack, created
+
+
+@transaction.atomic
+def preference_record(*, execution_id: Any, preference_key: str, value: Any) -> Preference:
+    """Store the subject's answer to a preference question asked by an execution.
+
+    Raises NotFound (unknown_execution) and InvalidInput (invalid_answer) when the execution
+    asked no such question, had no subject, or the value is not one of its options.
+    """
+    execution = selectors.execution_get(execution_id=execution_id)
+    if execution is None:
+        raise NotFound("unknown_execution", f"no execution {execution_id}")
+    lookup = {"type_name": "user_preference", "field": "preference_key", "key": preference_key}
+    result = _first_with(execution.action_results, **lookup)
+    effect = _first_with(execution.effects, **lookup)
+    if result is None or effect is None:
+        raise InvalidInput(
+            [{"path": "$.preference_key", "message": f"no question {preference_key!r} asked"}],
+            code="invalid_answer",
+        )
+    allowed = [option["value"] for option in effect["options"]]
+    if not any(value == v and type(value) is type(v) for v in allowed):
+        raise InvalidInput(
+            [{"path": "$.value", "message": f"must be one of {allowed!r}"}], code="invalid_answer"
+        )
+    subject = result.get("subject")
+    if not subject:
+        raise InvalidInput(
+            [{"path": "$.execution_id", "message": "the execution has no subject to record"}],
+            code="invalid_answer",
+        )
+    preference, _ = Preference.objects.update_or_create(
+        preference_key=preference_key,
+        subject=subject,
+        defaults={"value": value, "execution": execution},
+    )
+    return preference
