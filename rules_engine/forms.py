@@ -17,11 +17,9 @@ from django import forms
 from django.core.serializers.json import DjangoJSONEncoder
 from django.forms.fields import InvalidJSONInput
 
-from rules_engine import selectors, services
+from rules_engine import services
 from rules_engine.errors import ErrorDetail, InvalidInput
 from rules_engine.models import EntryPoint, MessageTemplate, Rule
-from rules_engine.rendering import TemplateError, compile_template
-from rules_engine.validation import SchemaError, check_schema
 
 MONOSPACE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; width: 90%;"
 # A path such as `$.actions[0].params.template` belongs to the form field `actions`.
@@ -191,29 +189,12 @@ class EntryPointAdminForm(ServiceModelForm):
 
     def service_clean(self, cleaned: dict[str, Any]) -> None:
         """Check the schema against its meta-schema and the shape of the sensitive paths."""
-        details: list[ErrorDetail] = []
-        if "context_schema" in cleaned:
-            schema = cleaned["context_schema"]
-            if not isinstance(schema, dict):
-                details.append(
-                    {"path": "$.context_schema", "message": "the schema must be an object"}
-                )
-            else:
-                try:
-                    check_schema(schema)
-                except SchemaError as exc:
-                    path = exc.path.replace("$", "$.context_schema", 1)
-                    details.append({"path": path, "message": exc.message})
-        if "sensitive_paths" in cleaned:
-            paths = cleaned["sensitive_paths"]
-            if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-                details.append(
-                    {
-                        "path": "$.sensitive_paths",
-                        "message": "a list of dotted paths like 'card.number'",
-                    }
-                )
-        self.add_details(details)
+        self.add_details(
+            services.entry_point_content_errors(
+                context_schema=cleaned.get("context_schema"),
+                sensitive_paths=cleaned.get("sensitive_paths"),
+            )
+        )
 
 
 class MessageTemplateAdminForm(ServiceModelForm):
@@ -226,26 +207,16 @@ class MessageTemplateAdminForm(ServiceModelForm):
 
     def service_clean(self, cleaned: dict[str, Any]) -> None:
         """Compile the body; refuse a new key while rules reference the old one."""
-        details: list[ErrorDetail] = []
         if "format" in cleaned and "body" in cleaned:
-            try:
-                compile_template(format=cleaned["format"], body=cleaned["body"])
-            except TemplateError as exc:
-                line = f" (line {exc.line})" if exc.line else ""
-                details.append({"path": "$.body", "message": f"{exc.message}{line}"})
-        old_key = self.initial.get("key")
-        new_key = cleaned.get("key")
-        if (
-            self.instance.pk
-            and new_key
-            and new_key != old_key
-            and old_key
-            and selectors.rules_referencing_template(key=old_key)
-        ):
-            details.append(
-                {"path": "$.key", "message": "rules reference this key; it cannot be renamed"}
+            self.add_details(
+                services.template_body_errors(format=cleaned["format"], body=cleaned["body"])
             )
-        self.add_details(details)
+        if self.instance.pk:
+            self.add_details(
+                services.template_rename_errors(
+                    old_key=self.initial.get("key") or "", new_key=cleaned.get("key") or ""
+                )
+            )
 
 
 class DryRunForm(forms.Form):

@@ -193,25 +193,40 @@ def rule_delete(*, rule: Rule, user: User = None) -> None:
 # --- entry points ------------------------------------------------------------------------
 
 
+def entry_point_content_errors(
+    *, context_schema: Any = None, sensitive_paths: Any = None
+) -> list[ErrorDetail]:
+    """Problems of an entry point's schema and sensitive paths (None: not checked); no writes."""
+    errors: list[ErrorDetail] = []
+    if context_schema is not None and not isinstance(context_schema, dict):
+        errors.append({"path": "$.context_schema", "message": "the schema must be an object"})
+    elif context_schema is not None:
+        try:
+            check_schema(context_schema)
+        except SchemaError as exc:
+            path = exc.path.replace("$", "$.context_schema", 1)
+            errors.append({"path": path, "message": exc.message})
+    paths = sensitive_paths
+    if paths is not None and (
+        not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths)
+    ):
+        errors.append(
+            {"path": "$.sensitive_paths", "message": "a list of dotted paths like 'card.number'"}
+        )
+    return errors
+
+
 def _entry_point_errors(entry_point: EntryPoint) -> list[ErrorDetail]:
     errors: list[ErrorDetail] = []
     try:
         entry_point.full_clean(exclude=["context_schema", "sensitive_paths"])
     except ValidationError as exc:
         errors.extend(_field_errors(exc))
-    if not isinstance(entry_point.context_schema, dict):
-        errors.append({"path": "$.context_schema", "message": "the schema must be an object"})
-    else:
-        try:
-            check_schema(entry_point.context_schema)
-        except SchemaError as exc:
-            path = exc.path.replace("$", "$.context_schema", 1)
-            errors.append({"path": path, "message": exc.message})
-    paths = entry_point.sensitive_paths
-    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
-        errors.append(
-            {"path": "$.sensitive_paths", "message": "a list of dotted paths like 'card.number'"}
+    errors.extend(
+        entry_point_content_errors(
+            context_schema=entry_point.context_schema, sensitive_paths=entry_point.sensitive_paths
         )
+    )
     return errors
 
 
@@ -276,6 +291,28 @@ def entry_point_delete(*, entry_point: EntryPoint, user: User = None) -> None:
 # --- message templates -------------------------------------------------------------------
 
 
+def template_body_errors(*, format: str, body: str) -> list[ErrorDetail]:
+    """Problems compiling a template body in its format (none when it compiles); no writes."""
+    try:
+        compile_template(format=format, body=body)
+    except TemplateError as exc:
+        line = f" (line {exc.line})" if exc.line else ""
+        return [{"path": "$.body", "message": f"{exc.message}{line}"}]
+    return []
+
+
+def template_rename_errors(*, old_key: str, new_key: str) -> list[ErrorDetail]:
+    """Refuses renaming a template key that rules still reference; no writes."""
+    if (
+        old_key
+        and new_key
+        and new_key != old_key
+        and selectors.rules_referencing_template(key=old_key)
+    ):
+        return [{"path": "$.key", "message": "rules reference this key; it cannot be renamed"}]
+    return []
+
+
 def _template_write(
     template: MessageTemplate, data: Mapping[str, Any], *, user: User, change_note: str
 ) -> MessageTemplate:
@@ -289,11 +326,7 @@ def _template_write(
     except ValidationError as exc:
         errors.extend(_field_errors(exc))
     if not errors:
-        try:
-            compile_template(format=template.format, body=template.body)
-        except TemplateError as exc:
-            line = f" (line {exc.line})" if getattr(exc, "line", None) else ""
-            errors.append({"path": "$.body", "message": f"{exc.message}{line}"})
+        errors.extend(template_body_errors(format=template.format, body=template.body))
     if errors:
         raise InvalidInput(errors, code="invalid_template")
     _stamp_history(template, user=user, change_note=change_note)
@@ -322,15 +355,9 @@ def template_update(
 ) -> MessageTemplate:
     """Change a template as a new version. Raises InvalidInput (invalid_template)."""
     locked = MessageTemplate.objects.select_for_update().get(pk=template.pk)
-    if (
-        "key" in data
-        and data["key"] != locked.key
-        and selectors.rules_referencing_template(key=locked.key)
-    ):
-        raise InvalidInput(
-            [{"path": "$.key", "message": "rules reference this key; it cannot be renamed"}],
-            code="invalid_template",
-        )
+    rename_errors = template_rename_errors(old_key=locked.key, new_key=data.get("key", locked.key))
+    if rename_errors:
+        raise InvalidInput(rename_errors, code="invalid_template")
     locked.version += 1
     updated = _template_write(locked, data, user=user, change_note=change_note or "Updated")
     template.refresh_from_db()

@@ -323,7 +323,7 @@ def build_missing_some(args: Sequence[Arg], path: Path) -> Evaluator:
         options = options_fn(data)
         if options is None or options is UNDEFINED:
             # json-logic-js reads options.length and throws a TypeError here.
-            raise JsonLogicRuntimeError("missing_some needs an array of keys, got null", (*path, 1))
+            raise JsonLogicRuntimeError("missing_some needs an array of keys, got null", (*path, "missing_some", 1))
         keys = _missing_keys(options if is_array(options) else [options])
         missing = _missing(data, keys)
         if less_equal(need, _options_length(options) - len(missing)):
@@ -670,7 +670,7 @@ def _js_in(needle: Any, haystack: Any, path: Path) -> bool:
         return to_string(needle) in str.__str__(haystack)
     if isinstance(haystack, dict) and "indexOf" in haystack:
         # A data object with an "indexOf" key: json-logic-js calls it and throws a TypeError.
-        raise JsonLogicRuntimeError("in: b.indexOf is not a function", (*path, 1))
+        raise JsonLogicRuntimeError("in: b.indexOf is not a function", (*path, "in", 1))
     return False
 
 
