@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -138,40 +138,26 @@ def field_change(model: type[models.Model], name: str, old: Any, new: Any) -> Fi
 class ServiceHistoryAdmin(SimpleHistoryAdmin):
     """History admin whose saves, deletes and reverts call the model's services.
 
-    Subclasses set `service_fields` (the fields the service accepts, also the fields compared
-    between versions) and implement the four `service_*` methods. django-simple-history's own
-    revert saves the old row directly, which would skip the compile check, the version bump and
-    the cache invalidation; `history_form_view` is replaced by a version page whose Revert
-    button calls `service_revert` instead.
+    The services come from `services.VERSIONED_WRITES` for the admin's model.
+    django-simple-history's own revert saves the old row directly, which would skip the compile
+    check, the version bump and the cache invalidation; `history_form_view` is replaced by a
+    version page whose Revert button calls the model's rollback service instead.
     """
 
-    service_fields: ClassVar[tuple[str, ...]] = ()
     object_history_template = "admin/rules_engine/object_history.html"
     object_history_list_template = "admin/rules_engine/object_history_list.html"
     object_history_form_template = "admin/rules_engine/object_history_version.html"
     save_on_top = False
 
-    # Per-model service calls ------------------------------------------------------------
+    @property
+    def writes(self) -> services.VersionedWrites:
+        """The model's write services (create, update, delete, rollback)."""
+        return services.VERSIONED_WRITES[self.model]
 
-    def service_create(
-        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
-    ) -> models.Model:
-        """Create through the service. Raises InvalidInput."""
-        raise NotImplementedError
-
-    def service_update(
-        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
-    ) -> models.Model:
-        """Update through the service as a new version. Raises InvalidInput."""
-        raise NotImplementedError
-
-    def service_delete(self, request: HttpRequest, obj: Any) -> None:
-        """Delete through the service. Raises InvalidInput."""
-        raise NotImplementedError
-
-    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> Any:
-        """Store the content of history `record` as a new version. Raises InvalidInput, NotFound."""
-        raise NotImplementedError
+    @property
+    def service_fields(self) -> tuple[str, ...]:
+        """The fields the services accept, also the fields compared between versions."""
+        return self.writes.fields
 
     # Saving -----------------------------------------------------------------------------
 
@@ -217,9 +203,9 @@ class ServiceHistoryAdmin(SimpleHistoryAdmin):
         note = form.cleaned_data.get("change_note", "")
         try:
             if not change:
-                obj.pk = self.service_create(request, data, note).pk
+                obj.pk = self.writes.create(data=data, user=request.user, change_note=note).pk
             elif set(form.changed_data) - {"change_note"}:
-                self.service_update(request, obj, data, note)
+                self.writes.update(obj, data=data, user=request.user, change_note=note)
             else:
                 self.message_user(
                     request, f"No field changed; version {obj.version} was kept.", messages.INFO
@@ -236,7 +222,7 @@ class ServiceHistoryAdmin(SimpleHistoryAdmin):
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         """Delete through the service. Raises ServiceRefused when the service refuses."""
         try:
-            self.service_delete(request, obj)
+            self.writes.delete(obj, user=request.user)
         except InvalidInput as exc:
             raise ServiceRefused(exc.details, str(obj)) from exc
 
@@ -381,7 +367,7 @@ class ServiceHistoryAdmin(SimpleHistoryAdmin):
     def revert(self, request: HttpRequest, obj: Any, record: Any) -> HttpResponse:
         """Store `record`'s content as a new version via the service, then show the object."""
         try:
-            saved = self.service_revert(request, obj, record)
+            saved = self.writes.rollback(obj, version=record.version, user=request.user)
         except InvalidInput as exc:
             self.message_refused(
                 request, f"Not rolled back to version {record.version}", ServiceRefused(exc.details)
@@ -402,10 +388,9 @@ class ServiceHistoryAdmin(SimpleHistoryAdmin):
 
 @admin.register(EntryPoint)
 class EntryPointAdmin(ServiceHistoryAdmin):
-    """Entry points: key, JSON Schema, sensitive paths; reverted through `entry_point_update`."""
+    """Entry points: key, JSON Schema, sensitive paths; reverted through `entry_point_rollback`."""
 
     form = EntryPointAdminForm
-    service_fields = services.ENTRY_POINT_FIELDS
     list_display = ("key", "description", "critical", "active", "version", "updated_at")
     list_filter = ("critical", "active")
     search_fields = ("key", "description")
@@ -417,41 +402,12 @@ class EntryPointAdmin(ServiceHistoryAdmin):
         ("Version", {"fields": readonly_fields}),
     )
 
-    def service_create(
-        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
-    ) -> EntryPoint:
-        """Create with `services.entry_point_create`."""
-        return services.entry_point_create(data=data, user=request.user, change_note=change_note)
-
-    def service_update(
-        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
-    ) -> EntryPoint:
-        """Update with `services.entry_point_update`."""
-        return services.entry_point_update(
-            entry_point=obj, data=data, user=request.user, change_note=change_note
-        )
-
-    def service_delete(self, request: HttpRequest, obj: Any) -> None:
-        """Delete with `services.entry_point_delete` (refused while rules or audit rows exist)."""
-        services.entry_point_delete(entry_point=obj, user=request.user)
-
-    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> EntryPoint:
-        """Store the old field values as a new version with `services.entry_point_update`."""
-        data = {name: getattr(record, name) for name in self.service_fields}
-        return services.entry_point_update(
-            entry_point=obj,
-            data=data,
-            user=request.user,
-            change_note=f"Rolled back to version {record.version}",
-        )
-
 
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(ServiceHistoryAdmin):
-    """Message templates; compiled on save and reverted through `template_update`."""
+    """Message templates; compiled on save and reverted through `template_rollback`."""
 
     form = MessageTemplateAdminForm
-    service_fields = services.TEMPLATE_FIELDS
     list_display = ("key", "format", "description", "version", "updated_at")
     list_filter = ("format",)
     search_fields = ("key", "description", "body")
@@ -461,34 +417,6 @@ class MessageTemplateAdmin(ServiceHistoryAdmin):
         ("Change", {"fields": ("change_note",)}),
         ("Version", {"fields": readonly_fields}),
     )
-
-    def service_create(
-        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
-    ) -> MessageTemplate:
-        """Create with `services.template_create`."""
-        return services.template_create(data=data, user=request.user, change_note=change_note)
-
-    def service_update(
-        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
-    ) -> MessageTemplate:
-        """Update with `services.template_update`."""
-        return services.template_update(
-            template=obj, data=data, user=request.user, change_note=change_note
-        )
-
-    def service_delete(self, request: HttpRequest, obj: Any) -> None:
-        """Delete with `services.template_delete` (refused while rules reference it)."""
-        services.template_delete(template=obj, user=request.user)
-
-    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> MessageTemplate:
-        """Store the old field values as a new version with `services.template_update`."""
-        data = {name: getattr(record, name) for name in self.service_fields}
-        return services.template_update(
-            template=obj,
-            data=data,
-            user=request.user,
-            change_note=f"Rolled back to version {record.version}",
-        )
 
 
 def example_context(entry_point: EntryPoint) -> Any:
@@ -522,7 +450,6 @@ class RuleAdmin(ServiceHistoryAdmin):
     """Rules: list by entry point and priority, edit as JSON, history with revert, dry run."""
 
     form = RuleAdminForm
-    service_fields = services.RULE_FIELDS
     list_display = (
         "name",
         "entry_point",
@@ -556,26 +483,6 @@ class RuleAdmin(ServiceHistoryAdmin):
         ("Change", {"fields": ("change_note",)}),
         ("Version", {"fields": readonly_fields}),
     )
-
-    def service_create(
-        self, request: HttpRequest, data: Mapping[str, Any], change_note: str
-    ) -> Rule:
-        """Create with `services.rule_create` (version 1)."""
-        return services.rule_create(data=data, user=request.user, change_note=change_note)
-
-    def service_update(
-        self, request: HttpRequest, obj: Any, data: Mapping[str, Any], change_note: str
-    ) -> Rule:
-        """Update with `services.rule_update` (version + 1)."""
-        return services.rule_update(rule=obj, data=data, user=request.user, change_note=change_note)
-
-    def service_delete(self, request: HttpRequest, obj: Any) -> None:
-        """Delete with `services.rule_delete` (history kept)."""
-        services.rule_delete(rule=obj, user=request.user)
-
-    def service_revert(self, request: HttpRequest, obj: Any, record: Any) -> Rule:
-        """Roll back with `services.rule_rollback` to the record's version."""
-        return services.rule_rollback(rule=obj, version=record.version, user=request.user)
 
     def get_urls(self) -> list[URLPattern]:
         """The admin's URLs plus `<id>/dry-run/` (before the catch-all object URL)."""

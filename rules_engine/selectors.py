@@ -75,9 +75,9 @@ def rule_history(*, rule: Rule) -> QuerySet[Any]:
     return rule.history.all().order_by("-history_date", "-history_id")
 
 
-def rule_version_get(*, rule: Rule, version: int) -> Any | None:
-    """The history record holding version `version` of a rule, or None."""
-    return rule.history.filter(version=version).order_by("-history_date", "-history_id").first()
+def version_get(*, instance: Any, version: int) -> Any | None:
+    """The history record holding version `version` of a rule, entry point or template."""
+    return instance.history.filter(version=version).order_by("-history_date", "-history_id").first()
 
 
 def execution_get(*, execution_id: Any) -> Execution | None:

@@ -7,7 +7,8 @@ so every process serves the change from its next request on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -165,6 +166,16 @@ def rule_update(
     return updated
 
 
+def _rollback(
+    instance: Any, *, version: int, fields: tuple[str, ...], update: Callable[..., Any], user: User
+) -> Any:
+    record = selectors.version_get(instance=instance, version=version)
+    if record is None:
+        raise NotFound("unknown_version", f"{instance._meta.verbose_name} has no version {version}")
+    data = {name: getattr(record, name) for name in fields}
+    return update(instance, data=data, user=user, change_note=f"Rolled back to version {version}")
+
+
 @transaction.atomic
 def rule_rollback(*, rule: Rule, version: int, user: User = None) -> Rule:
     """Store the content of an older version as a new version (history only grows).
@@ -172,14 +183,7 @@ def rule_rollback(*, rule: Rule, version: int, user: User = None) -> Rule:
     Raises NotFound (unknown_version) when the rule never had that version, InvalidInput when
     the old content no longer compiles (e.g. a template it used was deleted).
     """
-    record = selectors.rule_version_get(rule=rule, version=version)
-    if record is None:
-        raise NotFound("unknown_version", f"rule {rule.pk} has no version {version}")
-    data = {name: getattr(record, name) for name in RULE_FIELDS if name != "entry_point"}
-    data["entry_point"] = EntryPoint.objects.get(pk=record.entry_point_id)
-    return rule_update(
-        rule=rule, data=data, user=user, change_note=f"Rolled back to version {version}"
-    )
+    return _rollback(rule, version=version, fields=RULE_FIELDS, update=_rule_update, user=user)
 
 
 @transaction.atomic
@@ -273,6 +277,21 @@ def entry_point_update(
 
 
 @transaction.atomic
+def entry_point_rollback(*, entry_point: EntryPoint, version: int, user: User = None) -> EntryPoint:
+    """Store an older version of an entry point as a new version.
+
+    Raises NotFound (unknown_version) or InvalidInput (invalid_entry_point).
+    """
+    return _rollback(
+        entry_point,
+        version=version,
+        fields=ENTRY_POINT_FIELDS,
+        update=_entry_point_update,
+        user=user,
+    )
+
+
+@transaction.atomic
 def entry_point_delete(*, entry_point: EntryPoint, user: User = None) -> None:
     """Delete an entry point that has no rules and no audit rows.
 
@@ -362,6 +381,19 @@ def template_update(
     updated = _template_write(locked, data, user=user, change_note=change_note or "Updated")
     template.refresh_from_db()
     return updated
+
+
+@transaction.atomic
+def template_rollback(
+    *, template: MessageTemplate, version: int, user: User = None
+) -> MessageTemplate:
+    """Store an older version of a template as a new version.
+
+    Raises NotFound (unknown_version) or InvalidInput (invalid_template).
+    """
+    return _rollback(
+        template, version=version, fields=TEMPLATE_FIELDS, update=_template_update, user=user
+    )
 
 
 @transaction.atomic
@@ -477,3 +509,59 @@ def preference_record(*, execution_id: Any, preference_key: str, value: Any) -> 
         defaults={"value": value, "execution": execution},
     )
     return preference
+
+
+# --- one shape for the three versioned models (admin and API call these uniformly) -------
+
+
+def _rule_update(instance: Any, **kwargs: Any) -> Any:
+    return rule_update(rule=instance, **kwargs)
+
+
+def _entry_point_update(instance: Any, **kwargs: Any) -> Any:
+    return entry_point_update(entry_point=instance, **kwargs)
+
+
+def _template_update(instance: Any, **kwargs: Any) -> Any:
+    return template_update(template=instance, **kwargs)
+
+
+@dataclass(frozen=True)
+class VersionedWrites:
+    """The write services of one versioned model under uniform signatures.
+
+    `create(data=, user=, change_note=)`, `update(obj, data=, user=, change_note=)`,
+    `delete(obj, user=)`, `rollback(obj, version=, user=)`; `fields` are the fields the
+    services accept (and that history compares between versions).
+    """
+
+    fields: tuple[str, ...]
+    create: Callable[..., Any]
+    update: Callable[..., Any]
+    delete: Callable[..., None]
+    rollback: Callable[..., Any]
+
+
+VERSIONED_WRITES: dict[type, VersionedWrites] = {
+    Rule: VersionedWrites(
+        fields=RULE_FIELDS,
+        create=rule_create,
+        update=_rule_update,
+        delete=lambda obj, **kw: rule_delete(rule=obj, **kw),
+        rollback=lambda obj, **kw: rule_rollback(rule=obj, **kw),
+    ),
+    EntryPoint: VersionedWrites(
+        fields=ENTRY_POINT_FIELDS,
+        create=entry_point_create,
+        update=_entry_point_update,
+        delete=lambda obj, **kw: entry_point_delete(entry_point=obj, **kw),
+        rollback=lambda obj, **kw: entry_point_rollback(entry_point=obj, **kw),
+    ),
+    MessageTemplate: VersionedWrites(
+        fields=TEMPLATE_FIELDS,
+        create=template_create,
+        update=_template_update,
+        delete=lambda obj, **kw: template_delete(template=obj, **kw),
+        rollback=lambda obj, **kw: template_rollback(template=obj, **kw),
+    ),
+}

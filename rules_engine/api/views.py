@@ -29,9 +29,32 @@ def _caller(request: Request) -> str:
     return f"anonymous:{request.META.get('REMOTE_ADDR', '')}"
 
 
-def _split_note(serializer: BaseSerializer) -> tuple[dict[str, Any], str]:
-    data = dict(serializer.validated_data)
-    return data, data.pop("change_note", "")
+class VersionedModelViewSet(viewsets.ModelViewSet):
+    """Model viewset whose writes go through the model's services (`services.VERSIONED_WRITES`).
+
+    The serializer only checks shapes and types; the service validates, compiles, versions and
+    records who changed what and why (`change_note`).
+    """
+
+    def _writes(self) -> services.VersionedWrites:
+        return services.VERSIONED_WRITES[self.get_queryset().model]
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        data = dict(serializer.validated_data)
+        note = data.pop("change_note", "")
+        serializer.instance = self._writes().create(
+            data=data, user=self.request.user, change_note=note
+        )
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        data = dict(serializer.validated_data)
+        note = data.pop("change_note", "")
+        serializer.instance = self._writes().update(
+            self.get_object(), data=data, user=self.request.user, change_note=note
+        )
+
+    def perform_destroy(self, instance: Any) -> None:
+        self._writes().delete(instance, user=self.request.user)
 
 
 class ExecuteView(APIView):
@@ -93,7 +116,7 @@ class PreferenceView(APIView):
         return Response({"preference_key": preference.preference_key, "value": preference.value})
 
 
-class EntryPointViewSet(viewsets.ModelViewSet):
+class EntryPointViewSet(VersionedModelViewSet):
     """CRUD for entry points (staff only); writes go through the services."""
 
     queryset = EntryPoint.objects.all()
@@ -102,23 +125,8 @@ class EntryPointViewSet(viewsets.ModelViewSet):
     lookup_value_regex = KEY_REGEX
     parser_classes = [SafeJSONParser]
 
-    def perform_create(self, serializer: BaseSerializer) -> None:
-        data, note = _split_note(serializer)
-        serializer.instance = services.entry_point_create(
-            data=data, user=self.request.user, change_note=note
-        )
 
-    def perform_update(self, serializer: BaseSerializer) -> None:
-        data, note = _split_note(serializer)
-        serializer.instance = services.entry_point_update(
-            entry_point=self.get_object(), data=data, user=self.request.user, change_note=note
-        )
-
-    def perform_destroy(self, instance: EntryPoint) -> None:
-        services.entry_point_delete(entry_point=instance, user=self.request.user)
-
-
-class MessageTemplateViewSet(viewsets.ModelViewSet):
+class MessageTemplateViewSet(VersionedModelViewSet):
     """CRUD for message templates (staff only); writes go through the services."""
 
     queryset = MessageTemplate.objects.all()
@@ -127,28 +135,14 @@ class MessageTemplateViewSet(viewsets.ModelViewSet):
     lookup_value_regex = KEY_REGEX
     parser_classes = [SafeJSONParser]
 
-    def perform_create(self, serializer: BaseSerializer) -> None:
-        data, note = _split_note(serializer)
-        serializer.instance = services.template_create(
-            data=data, user=self.request.user, change_note=note
-        )
 
-    def perform_update(self, serializer: BaseSerializer) -> None:
-        data, note = _split_note(serializer)
-        serializer.instance = services.template_update(
-            template=self.get_object(), data=data, user=self.request.user, change_note=note
-        )
-
-    def perform_destroy(self, instance: MessageTemplate) -> None:
-        services.template_delete(template=instance, user=self.request.user)
-
-
-class RuleViewSet(viewsets.ModelViewSet):
+class RuleViewSet(VersionedModelViewSet):
     """CRUD for rules plus their history and rollback (staff only).
 
     Filters: `?entry_point=<key>`, `?active=true|false`.
     """
 
+    queryset = Rule.objects.all()
     serializer_class = s.RuleSerializer
     lookup_value_regex = "[0-9a-f-]{36}"
     parser_classes = [SafeJSONParser]
@@ -162,21 +156,6 @@ class RuleViewSet(viewsets.ModelViewSet):
         if active in {"true", "false"}:
             queryset = queryset.filter(active=active == "true")
         return queryset
-
-    def perform_create(self, serializer: BaseSerializer) -> None:
-        data, note = _split_note(serializer)
-        serializer.instance = services.rule_create(
-            data=data, user=self.request.user, change_note=note
-        )
-
-    def perform_update(self, serializer: BaseSerializer) -> None:
-        data, note = _split_note(serializer)
-        serializer.instance = services.rule_update(
-            rule=self.get_object(), data=data, user=self.request.user, change_note=note
-        )
-
-    def perform_destroy(self, instance: Rule) -> None:
-        services.rule_delete(rule=instance, user=self.request.user)
 
     @action(detail=True, methods=["get"])
     def history(self, request: Request, pk: str | None = None) -> Response:

@@ -323,7 +323,9 @@ def build_missing_some(args: Sequence[Arg], path: Path) -> Evaluator:
         options = options_fn(data)
         if options is None or options is UNDEFINED:
             # json-logic-js reads options.length and throws a TypeError here.
-            raise JsonLogicRuntimeError("missing_some needs an array of keys, got null", (*path, "missing_some", 1))
+            raise JsonLogicRuntimeError(
+                "missing_some needs an array of keys, got null", (*path, "missing_some", 1)
+            )
         keys = _missing_keys(options if is_array(options) else [options])
         missing = _missing(data, keys)
         if less_equal(need, _options_length(options) - len(missing)):

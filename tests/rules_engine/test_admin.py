@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -274,7 +275,8 @@ def test_a_refusal_at_save_time_is_a_form_error_not_a_500(
             code="invalid_rule",
         )
 
-    monkeypatch.setattr(services, "rule_create", refuse)
+    writes = services.VERSIONED_WRITES[Rule]
+    monkeypatch.setitem(services.VERSIONED_WRITES, Rule, dataclasses.replace(writes, create=refuse))
     # when the rule is submitted
     response = admin_client.post(url("rule_add"), rule_form(entry_point))
     # then the form comes back with the service's error on the actions field
