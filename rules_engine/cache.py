@@ -22,6 +22,7 @@ from django.db import transaction
 
 from rules_engine import jsonlogic
 from rules_engine.actions import ActionSpecError, PreparedAction, registry
+from rules_engine.conditions import compile_condition
 from rules_engine.jsonlogic import JsonLogicError
 from rules_engine.rendering import CompiledTemplate, TemplateError, compile_template
 from rules_engine.validation import get_validator
@@ -103,7 +104,7 @@ def compile_rule_version(rule: Any, *, strict: bool = False) -> CompiledRule:
         condition, prepared = rule_compile(condition=rule.condition, actions=rule.actions)
         return _compiled(rule, condition, tuple(prepared), None)
     try:
-        condition = jsonlogic.compile(rule.condition)
+        condition = compile_condition(rule.condition)
         actions = tuple(
             registry.prepare(spec, f"$.actions[{index}]") for index, spec in enumerate(rule.actions)
         )

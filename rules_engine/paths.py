@@ -6,17 +6,21 @@ import json
 import re
 from collections.abc import Iterable
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def json_path(segments: Iterable[str | int], prefix: str = "$") -> str:
-    """Render path segments as `$.a[0]["odd key"]`: identifiers dotted, ints indexed."""
+    """Render path segments as `$.and[1]["=="][0]`: identifiers dotted, other keys quoted.
+
+    Integers render as `[n]`, identifier keys as `.key`, any other key as `["key"]`
+    (JSON-quoted). Raises nothing.
+    """
     parts = [prefix]
     for segment in segments:
-        if isinstance(segment, int):
+        if isinstance(segment, int) and not isinstance(segment, bool):
             parts.append(f"[{segment}]")
-        elif _IDENTIFIER.match(segment):
+        elif isinstance(segment, str) and _IDENTIFIER.fullmatch(segment):
             parts.append(f".{segment}")
         else:
-            parts.append(f"[{json.dumps(segment)}]")
+            parts.append(f"[{json.dumps(str(segment), ensure_ascii=False)}]")
     return "".join(parts)

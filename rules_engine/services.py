@@ -17,9 +17,9 @@ from django.db import IntegrityError, transaction
 
 from rules_engine import cache, selectors
 from rules_engine.actions import ActionSpecError, PreparedAction, registry
+from rules_engine.conditions import compile_condition
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
 from rules_engine.jsonlogic import JsonLogicError
-from rules_engine.jsonlogic import compile as compile_logic
 from rules_engine.models import (
     Acknowledgement,
     EntryPoint,
@@ -86,7 +86,7 @@ def rule_compile(*, condition: Any, actions: Any) -> tuple[Any, list[PreparedAct
     errors: list[ErrorDetail] = []
     compiled = None
     try:
-        compiled = compile_logic(condition)
+        compiled = compile_condition(condition)
     except JsonLogicError as exc:
         errors.append({"path": exc.json_path(prefix="$.condition"), "message": exc.message})
     prepared: list[PreparedAction] = []

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
 
-from rules_engine import jsonlogic
+from rules_engine.conditions import compile_condition
 from rules_engine.jsonlogic import JsonLogicError
 from rules_engine.paths import json_path
 
@@ -118,7 +118,7 @@ class ActionHandler:
 def compile_expression(expr: Any, path: str) -> Callable[[Any], Any]:
     """Compile a JSONLogic expression found in action params. Raises ActionSpecError."""
     try:
-        return jsonlogic.compile(expr)
+        return compile_condition(expr)
     except JsonLogicError as exc:
         raise ActionSpecError(exc.json_path(prefix=path), exc.message) from exc
 

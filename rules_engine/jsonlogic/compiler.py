@@ -223,6 +223,9 @@ class _CompiledCache:
         self._lock = threading.Lock()
 
     def get(self, rule: Any) -> Compiled:
+        # Rules that serialise identically (e.g. a tuple and a list) share an entry; they also
+        # compile identically, except for non-string keys of literal objects, which JSON
+        # cannot tell from strings: an accepted corner for a convenience cache.
         try:
             text = json.dumps(rule, separators=(",", ":"))
         except (TypeError, ValueError):  # not JSON (e.g. a datetime constant): no caching

@@ -6,31 +6,12 @@ at the exact spot of a large rule instead of just saying "something is wrong".
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
+
+from rules_engine.paths import json_path as render_json_path
 
 PathSegment = str | int
 Path = tuple[PathSegment, ...]
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def render_json_path(path: Iterable[PathSegment], prefix: str = "$") -> str:
-    """Render path segments as a JSONPath-like string, e.g. ``$.and[1]["=="][0]``.
-
-    Identifier keys render as ``.key``, other keys as ``["key"]`` (JSON-quoted) and integers as
-    ``[n]``. Raises nothing.
-    """
-    parts = [prefix]
-    for segment in path:
-        if isinstance(segment, int) and not isinstance(segment, bool):
-            parts.append(f"[{segment}]")
-        elif isinstance(segment, str) and _IDENTIFIER.fullmatch(segment):
-            parts.append(f".{segment}")
-        else:
-            parts.append(f"[{json.dumps(str(segment), ensure_ascii=False)}]")
-    return "".join(parts)
 
 
 class JsonLogicError(Exception):

@@ -9,6 +9,10 @@ Argument conventions copied from json-logic-js: a missing argument is ``undefine
 (:data:`UNDEFINED`); arguments an operator ignores are still evaluated (for their effects,
 e.g. a custom function that raises), except where json-logic-js itself never evaluates them
 (the lazy ``if``/``and``/``or`` and the iteration operators).
+
+Builders raise nothing. Evaluators raise nothing either, except JsonLogicRuntimeError where
+json-logic-js itself throws a TypeError for the data at hand (``missing_some`` given null
+keys, ``in`` on an object with an ``indexOf`` key); those carry the argument's path.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import JsonLogicRuntimeError, Path, PathSegment, render_json_path
+from .errors import JsonLogicRuntimeError, Path, render_json_path
 from .values import (
     INF,
     K_STR,
@@ -36,7 +40,6 @@ from .values import (
     parse_float,
     strict_contains,
     strict_equal,
-    string_less_than,
     to_integer_or_infinity,
     to_number,
     to_primitive,
@@ -1126,9 +1129,7 @@ __all__ = [
     "Arg",
     "Evaluator",
     "OperatorSpec",
-    "PathSegment",
     "copy_value",
     "js_substr",
-    "string_less_than",
     "var_lookup",
 ]

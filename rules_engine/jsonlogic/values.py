@@ -105,6 +105,14 @@ def kind(value: Any) -> int:
     return K_OBJ
 
 
+def _plain_number(value: Any) -> int | float:
+    """The plain int/float behind a number subclass (IntEnum...), via the base-type slots so
+    no overridden hook of the subclass runs."""
+    if isinstance(value, int):
+        return int.__index__(value)
+    return float.__float__(value)
+
+
 def is_array(value: Any) -> bool:
     """Return True for values that are JavaScript arrays (list or tuple). Raises nothing."""
     t = type(value)
@@ -129,8 +137,8 @@ def truthy(value: Any) -> bool:
         return True
     k = kind(value)
     if k == K_NUM:
-        number = to_number(value)
-        return number == number and number != 0.0
+        number = _plain_number(value)
+        return number == number and number != 0
     if k in (K_STR, K_ARR):
         return len(value) != 0
     return True
@@ -194,7 +202,8 @@ def to_number(value: Any) -> float:
         return 1.0 if value else 0.0
     k = kind(value)
     if k == K_NUM:
-        return int_to_float(value) if isinstance(value, int) else float(value)
+        number = _plain_number(value)
+        return int_to_float(number) if isinstance(number, int) else number
     if k == K_STR:
         return string_to_number(str.__str__(value))
     if k == K_ARR:
@@ -318,7 +327,8 @@ def to_string(value: Any) -> str:
     if k == K_STR:
         return str.__str__(value)
     if k == K_NUM:
-        return int_to_string(value) if isinstance(value, int) else float_to_string(float(value))
+        number = _plain_number(value)
+        return int_to_string(number) if isinstance(number, int) else float_to_string(number)
     return "[object Object]"
 
 
@@ -485,5 +495,5 @@ def to_json(value: Any) -> Any:
     if k == K_STR:
         return str.__str__(value)
     if k == K_NUM:
-        return to_json(int(value) if isinstance(value, int) else float(value))
+        return to_json(_plain_number(value))
     raise TypeError(f"{type(value).__name__} is not JSON data")

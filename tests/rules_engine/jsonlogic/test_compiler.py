@@ -28,7 +28,7 @@ from rules_engine.jsonlogic.operators import BUILTIN_OPERATORS
 
 from .helpers import json_equal
 
-TYPICAL = {
+TYPICAL: dict[str, Any] = {
     "and": [
         {">=": [{"var": "user.age"}, 18]},
         {"in": [{"var": "country"}, ["DE", "FR"]]},
@@ -534,7 +534,9 @@ def test_function_exceptions_become_runtime_errors(functions: FunctionRegistry) 
         raise ValueError(f"bad {x}")
 
     functions.register("explode", explode)
-    compiled = compile({"if": [{"var": "go"}, {"explode": [{"var": "x"}]}, "safe"]}, functions=functions)
+    compiled = compile(
+        {"if": [{"var": "go"}, {"explode": [{"var": "x"}]}, "safe"]}, functions=functions
+    )
     assert compiled({"go": False}) == "safe"  # never evaluated, never raised
     with pytest.raises(JsonLogicRuntimeError) as raised:
         compiled({"go": True, "x": 7})

@@ -26,7 +26,7 @@ def _load() -> tuple[list[str], list[tuple[Any, Any, Any]]]:
     entries = json.loads(SUITE.read_text(encoding="utf-8"))
     comments = [entry for entry in entries if isinstance(entry, str)]
     cases = [tuple(entry) for entry in entries if not isinstance(entry, str)]
-    return comments, cases  # type: ignore[return-value]
+    return comments, cases
 
 
 COMMENTS, CASES = _load()

@@ -52,7 +52,7 @@ ERROR_TYPES: dict[str, type[JsonLogicError]] = {
 
 
 def _load(area: str) -> dict[str, Any]:
-    return json.loads((GOLDEN / f"{area}.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    return json.loads((GOLDEN / f"{area}.json").read_text(encoding="utf-8"))
 
 
 def _cases() -> list[Any]:
