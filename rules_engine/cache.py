@@ -20,7 +20,7 @@ from typing import Any
 from django.core.cache import cache as shared_cache
 from django.db import transaction
 
-from rules_engine import jsonlogic
+from rules_engine import jsonlogic, metrics
 from rules_engine.actions import ActionSpecError, PreparedAction, registry
 from rules_engine.conditions import compile_condition
 from rules_engine.jsonlogic import JsonLogicError
@@ -85,10 +85,7 @@ class CompiledRuleset:
     rules: tuple[CompiledRule, ...]
     templates: dict[str, CompiledTemplateEntry] = field(default_factory=dict)
     uses_state: bool = False
-
-    def validator(self) -> Any:
-        """The cached JSON Schema validator of the entry point's context schema."""
-        return get_validator(self.schema)
+    validator: Any = None
 
 
 def compile_rule_version(rule: Any, *, strict: bool = False) -> CompiledRule:
@@ -172,6 +169,7 @@ def build_ruleset(key: str) -> CompiledRuleset | None:
     entry_point = selectors.entry_point_get(key=key)
     if entry_point is None or not entry_point.active:
         return None
+    metrics.ruleset_compiles.labels(entry_point.key).inc()
     rules = list(selectors.rules_active_for(entry_point=entry_point))
     compiled = tuple(compile_rule_version(rule) for rule in rules)
     subject = (
@@ -190,6 +188,8 @@ def build_ruleset(key: str) -> CompiledRuleset | None:
         rules=compiled,
         templates=templates_for(compiled),
         uses_state=uses_state,
+        # Compiled once per generation, so a request pays no schema hashing or lookup.
+        validator=get_validator(entry_point.context_schema) if entry_point.context_schema else None,
     )
 
 

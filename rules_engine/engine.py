@@ -23,7 +23,7 @@ from typing import Any
 
 from django.db import transaction
 
-from rules_engine import selectors
+from rules_engine import metrics, selectors
 from rules_engine.actions import ActionContext
 from rules_engine.cache import STATE_VAR, CompiledRule, CompiledRuleset, rulesets, templates_for
 from rules_engine.errors import InvalidContext, NotFound
@@ -109,12 +109,14 @@ def execute(
         # 6. audit, in the transaction of the actions' writes
         if not dry_run:
             _audit(ruleset, decision, context, caller=caller, request_id=request_id)
+    if not dry_run:
+        _count(ruleset, decision, time.perf_counter() - started)
     return decision
 
 
 def _decide(ruleset: CompiledRuleset, context: Any, *, dry_run: bool, started: float) -> Decision:
     # 2. validate
-    errors = validate_context(schema=ruleset.schema, context=context)
+    errors = validate_context(schema=ruleset.schema, context=context, validator=ruleset.validator)
     if errors:
         raise InvalidContext([{"path": e.path, "message": e.message} for e in errors])
     subject = _subject_of(ruleset, context)
@@ -285,6 +287,17 @@ def _outcome(results: list[RuleResult]) -> str:
     if any(r.outcome == "error" for r in results):
         return Execution.Outcome.ERROR
     return Execution.Outcome.NO_MATCH
+
+
+def _count(ruleset: CompiledRuleset, decision: Decision, seconds: float) -> None:
+    metrics.decisions.labels(ruleset.key, decision.outcome).inc()
+    metrics.decision_seconds.labels(ruleset.key).observe(seconds)
+    rule_failures = sum(1 for r in decision.rule_results if r["outcome"] == "error")
+    action_failures = sum(1 for r in decision.action_results if r["status"] == "error")
+    if rule_failures:
+        metrics.rule_errors.labels(ruleset.key, "rule").inc(rule_failures)
+    if action_failures:
+        metrics.rule_errors.labels(ruleset.key, "action").inc(action_failures)
 
 
 def _audit(

@@ -131,14 +131,18 @@ def get_validator(schema: dict[str, Any]) -> Validator:
     return validator
 
 
-def validate_context(*, schema: dict[str, Any] | None, context: Any) -> list[ContextError]:
+def validate_context(
+    *, schema: dict[str, Any] | None, context: Any, validator: Validator | None = None
+) -> list[ContextError]:
     """Every way `context` fails `schema`, sorted by path then message; [] when it is valid.
 
     `schema` None or `{}` accepts any JSON object; a context that is not a JSON object is
-    always one error at `$`. Raises SchemaError for an invalid schema, including a `$ref`
-    that cannot be resolved (found only when validation reaches it).
+    always one error at `$`. A caller holding the schema's compiled `validator` (the ruleset
+    cache does) passes it to skip the cache lookup. Raises SchemaError for an invalid schema,
+    including a `$ref` that cannot be resolved (found only when validation reaches it).
     """
-    validator = get_validator(schema) if schema else None
+    if validator is None and schema:
+        validator = get_validator(schema)
     if not isinstance(context, dict):
         return [ContextError("$", NOT_AN_OBJECT)]
     if validator is None:

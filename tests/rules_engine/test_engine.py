@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import DatabaseError, connection
 
-from rules_engine import cache, engine, services
+from rules_engine import cache, engine, metrics, services
 from rules_engine.errors import InvalidContext, NotFound
 from rules_engine.functions import registry as functions
 from rules_engine.models import Execution, Rule, SubjectState
@@ -264,3 +264,16 @@ def test_dry_run_rule_runs_one_unsaved_rule(demo, demo_context):
     assert names(decision) == [DEMO_RULES[2]]
     assert effect(decision, "display_modal")["title"] == "Large order"
     assert Execution.objects.count() == 0
+
+
+def test_decisions_are_counted_in_prometheus_metrics(demo, demo_context, client):
+    # given the counters before
+    before = metrics.decisions.labels("checkout", "matched")._value.get()
+    # when two decisions and a dry run are made
+    engine.execute(entry_point="checkout", context=demo_context)
+    engine.execute(entry_point="checkout", context=demo_context)
+    engine.execute(entry_point="checkout", context=demo_context, dry_run=True)
+    # then two are counted and /metrics exports them
+    assert metrics.decisions.labels("checkout", "matched")._value.get() == before + 2
+    body = client.get("/metrics").content.decode()
+    assert 'verdict_decisions_total{entry_point="checkout",outcome="matched"}' in body
