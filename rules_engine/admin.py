@@ -479,6 +479,7 @@ class RuleAdmin(ServiceHistoryAdmin):
             },
         ),
         ("Logic", {"fields": ("condition", "actions")}),
+        ("Cooldown", {"fields": ("cooldown_seconds", "cooldown_key")}),
         ("Metadata", {"fields": ("metadata",), "classes": ("collapse",)}),
         ("Change", {"fields": ("change_note",)}),
         ("Version", {"fields": readonly_fields}),

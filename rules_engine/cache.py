@@ -49,6 +49,8 @@ class CompiledRule:
     condition: Callable[[Any], Any]
     actions: tuple[PreparedAction, ...]
     error: str | None = None
+    cooldown_seconds: int = 0
+    cooldown_key: Callable[[Any], Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The rule as listed in a decision: id, name, version, priority."""
@@ -98,17 +100,23 @@ def compile_rule_version(rule: Any, *, strict: bool = False) -> CompiledRule:
     if strict:
         from rules_engine.services import rule_compile
 
-        condition, prepared = rule_compile(condition=rule.condition, actions=rule.actions)
-        return _compiled(rule, condition, tuple(prepared), None)
+        condition, prepared = rule_compile(
+            condition=rule.condition, actions=rule.actions, cooldown_key=rule.cooldown_key
+        )
+        key = compile_condition(rule.cooldown_key) if rule.cooldown_key is not None else None
+        return _compiled(rule, condition, tuple(prepared), None, key)
     try:
         condition = compile_condition(rule.condition)
+        cooldown_key = (
+            compile_condition(rule.cooldown_key) if rule.cooldown_key is not None else None
+        )
         actions = tuple(
             registry.prepare(spec, f"$.actions[{index}]") for index, spec in enumerate(rule.actions)
         )
     except (JsonLogicError, ActionSpecError) as exc:
         logger.error("stored rule %s v%s does not compile: %s", rule.pk, rule.version, exc)
         return _compiled(rule, _never, (), f"rule does not compile: {exc}")
-    return _compiled(rule, condition, actions, None)
+    return _compiled(rule, condition, actions, None, cooldown_key)
 
 
 def _compiled(
@@ -116,6 +124,7 @@ def _compiled(
     condition: Callable[[Any], Any],
     actions: tuple[PreparedAction, ...],
     error: str | None,
+    cooldown_key: Callable[[Any], Any] | None = None,
 ) -> CompiledRule:
     return CompiledRule(
         id=str(rule.pk),
@@ -126,6 +135,8 @@ def _compiled(
         condition=condition,
         actions=actions,
         error=error,
+        cooldown_seconds=rule.cooldown_seconds,
+        cooldown_key=cooldown_key,
     )
 
 

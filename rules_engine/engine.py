@@ -3,8 +3,10 @@
     execute(entry_point, context)
       1. load      the compiled ruleset of the entry point (process cache, fresh per request)
       2. validate  the context against the entry point's JSON Schema -> InvalidContext
-      3. evaluate  rules in priority order, honouring stop_processing -> matched rules + why
-      4. dispatch  each matched rule's actions through the action registry -> effects, writes
+      3. evaluate  rules in priority order, honouring cooldowns and stop_processing
+                   -> matched rules + why (not matched, suppressed, skipped, error)
+      4. dispatch  each matched rule's actions through the action registry -> effects, writes;
+                   delayed actions become ScheduledAction rows
       5. render    message templates of the effects (escaped / sanitised)
       6. audit     one Execution row, in the same transaction as step 4's writes
       return Decision(execution_id, entry_point, outcome, matched_rules, effects, blocking, ...)
@@ -19,12 +21,16 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from rules_engine import metrics, selectors
-from rules_engine.actions import ActionContext
+from rules_engine import cooldowns, metrics, selectors
+from rules_engine.actions import ActionContext, ActionRuntimeError, PreparedAction, registry
+from rules_engine.actions.base import subject_to_str
 from rules_engine.cache import STATE_VAR, CompiledRule, CompiledRuleset, rulesets, templates_for
 from rules_engine.errors import InvalidContext, NotFound
 from rules_engine.jsonlogic import truthy
@@ -37,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class RuleResult:
-    """How one rule fared in a decision: matched, not_matched, skipped or error."""
+    """How one rule fared: matched, not_matched, suppressed (cooldown), skipped or error."""
 
     rule: CompiledRule
     outcome: str
@@ -81,6 +87,26 @@ class Decision:
         }
 
 
+@dataclass(frozen=True)
+class EventRef:
+    """The event a decision is made for: actions link their rows to it (and bound emit depth)."""
+
+    id: str
+    depth: int = 0
+
+
+@dataclass
+class _Run:
+    """Per-decision state threaded through the steps (ids, mode, cooldowns to undo)."""
+
+    ruleset: CompiledRuleset
+    dry_run: bool
+    execution_id: str | None
+    event: EventRef | None
+    subject: str | None = None
+    claimed_cooldowns: list[tuple[str, str]] = field(default_factory=list)
+
+
 def execute(
     *,
     entry_point: str,
@@ -88,12 +114,14 @@ def execute(
     dry_run: bool = False,
     caller: str = "",
     request_id: str = "",
+    event: EventRef | None = None,
 ) -> Decision:
     """Decide for one context at one entry point, and audit the decision.
 
     Raises NotFound (unknown_entry_point) for an unknown or inactive entry point and
-    InvalidContext with every schema error and its JSON path. Writes the actions' updates and
-    one Execution row in one transaction (nothing when dry_run).
+    InvalidContext with every schema error and its JSON path. Writes the actions' updates,
+    scheduled actions, deliveries and one Execution row in one transaction (nothing when
+    dry_run). Called inside a caller's transaction (event processing) it joins it.
     """
     started = time.perf_counter()
 
@@ -102,47 +130,54 @@ def execute(
     if ruleset is None:
         raise NotFound("unknown_entry_point", f"no active entry point {entry_point!r}")
 
-    with transaction.atomic():
-        # 2.-5. validate, evaluate, dispatch, render
-        decision = _decide(ruleset, context, dry_run=dry_run, started=started)
+    run = _Run(ruleset, dry_run, None if dry_run else str(uuid.uuid4()), event)
+    try:
+        with transaction.atomic():
+            # 2.-5. validate, evaluate, dispatch, render
+            decision = _decide(run, context, started=started)
 
-        # 6. audit, in the transaction of the actions' writes
-        if not dry_run:
-            _audit(ruleset, decision, context, caller=caller, request_id=request_id)
+            # 6. audit, in the transaction of the actions' writes
+            if not dry_run:
+                _audit(ruleset, decision, context, caller=caller, request_id=request_id)
+    except BaseException:
+        # The decision did not happen, so the cooldowns it started must not hold.
+        _release_cooldowns(run)
+        raise
     if not dry_run:
         _count(ruleset, decision, time.perf_counter() - started)
     return decision
 
 
-def _decide(ruleset: CompiledRuleset, context: Any, *, dry_run: bool, started: float) -> Decision:
+def _decide(run: _Run, context: Any, *, started: float) -> Decision:
+    ruleset = run.ruleset
     # 2. validate
     errors = validate_context(schema=ruleset.schema, context=context, validator=ruleset.validator)
     if errors:
         raise InvalidContext([{"path": e.path, "message": e.message} for e in errors])
-    subject = _subject_of(ruleset, context)
-    data, state = _evaluation_data(ruleset, context, subject)
+    run.subject = _subject_of(ruleset, context)
+    data, state = _evaluation_data(ruleset, context, run.subject)
 
     # 3. evaluate
-    results = _evaluate(ruleset, data)
+    results = _evaluate(run, data)
     matched = [r.rule for r in results if r.outcome == "matched"]
 
     # 4. dispatch
-    effects, action_results = _dispatch(ruleset, matched, data, subject, dry_run=dry_run)
+    effects, action_results = _dispatch(run, matched, data, context)
 
     # 5. render
     template_context = context if state is None else {"state": state, **context}
     effects = [_render(ruleset, effect, template_context) for effect in effects]
 
     return Decision(
-        execution_id=None if dry_run else str(uuid.uuid4()),
+        execution_id=run.execution_id,
         entry_point=ruleset.key,
         outcome=_outcome(results),
         matched_rules=[rule.summary() for rule in matched],
         effects=effects,
         blocking=any(effect.get("blocking") for effect in effects),
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
-        dry_run=dry_run,
-        subject=subject,
+        dry_run=run.dry_run,
+        subject=run.subject,
         rule_results=[r.as_audit() for r in results],
         action_results=action_results,
     )
@@ -169,12 +204,48 @@ def dry_run_rule(*, rule: Any, context: Any) -> Decision:
         templates=templates_for((compiled,)),
         uses_state=STATE_VAR in repr((rule.condition, rule.actions)),
     )
-    return _decide(ruleset, context, dry_run=True, started=started)
+    return _decide(_Run(ruleset, True, None, None), context, started=started)
+
+
+def run_delayed_action(*, scheduled: Any) -> dict[str, Any]:
+    """Run a ScheduledAction's action now, as the decision that scheduled it would have.
+
+    Call inside the transaction that marks the row done, so the action's writes and the row's
+    status commit together (a crash before commit leaves neither). Returns the result row
+    (with the rendered effect, if any). Raises ActionSpecError when the stored spec no longer
+    compiles and whatever the handler raises.
+    """
+    prepared = registry.prepare(scheduled.spec, "$")
+    context = dict(scheduled.data)
+    subject = scheduled.subject or None
+    if STATE_VAR in repr(scheduled.spec):
+        # Delayed actions read the subject's state as it is when they run, not as it was.
+        context[STATE_VAR] = selectors.subject_state_attributes(subject=subject) if subject else {}
+    ctx = ActionContext(
+        entry_point_key=scheduled.entry_point_key,
+        critical=scheduled.critical,
+        data=context,
+        subject=subject,
+        rule_id=str(scheduled.rule_id),
+        rule_name=scheduled.rule_name,
+        rule_version=scheduled.rule_version,
+        action_index=scheduled.action_index,
+        dry_run=False,
+        execution_id=str(scheduled.execution_id) if scheduled.execution_id else None,
+        event_id=str(scheduled.event_id) if scheduled.event_id else None,
+        event_depth=scheduled.event_depth,
+        scheduled_action_id=str(scheduled.id),
+    )
+    outcome = prepared.run(ctx)
+    result: dict[str, Any] = {"status": "ok", **outcome.result}
+    if outcome.effect is not None:
+        ruleset = rulesets.get(scheduled.entry_point_key)
+        effect = {"rule_id": ctx.rule_id, "action_index": ctx.action_index, **outcome.effect}
+        result["effect"] = _render(ruleset, effect, scheduled.data) if ruleset else effect
+    return result
 
 
 def _subject_of(ruleset: CompiledRuleset, context: Any) -> str | None:
-    from rules_engine.actions.base import subject_to_str
-
     if ruleset.subject is None:
         return None
     return subject_to_str(ruleset.subject(context))
@@ -191,10 +262,10 @@ def _evaluation_data(
     return {**context, STATE_VAR: state}, state
 
 
-def _evaluate(ruleset: CompiledRuleset, data: dict[str, Any]) -> list[RuleResult]:
+def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
     results: list[RuleResult] = []
     stopped = False
-    for rule in ruleset.rules:
+    for rule in run.ruleset.rules:
         if stopped:
             results.append(RuleResult(rule, "skipped"))
             continue
@@ -203,37 +274,61 @@ def _evaluate(ruleset: CompiledRuleset, data: dict[str, Any]) -> list[RuleResult
             continue
         try:
             hit = truthy(rule.condition(data))
+            cooling = hit and rule.cooldown_seconds > 0 and _cooling_down(run, rule, data)
         except Exception as exc:  # noqa: BLE001  (one broken rule must not break the decision)
             logger.warning("rule %s v%s failed: %s", rule.id, rule.version, exc)
             results.append(RuleResult(rule, "error", f"{type(exc).__name__}: {exc}"))
+            continue
+        if cooling:
+            results.append(RuleResult(rule, "suppressed", "cooldown active"))
             continue
         results.append(RuleResult(rule, "matched" if hit else "not_matched"))
         stopped = hit and rule.stop_processing
     return results
 
 
+def _cooling_down(run: _Run, rule: CompiledRule, data: dict[str, Any]) -> bool:
+    """Whether a matched rule is suppressed by its cooldown; claims the cooldown otherwise."""
+    key = run.subject if rule.cooldown_key is None else subject_to_str(rule.cooldown_key(data))
+    # Without a subject the cooldown applies to the rule as a whole.
+    key = key or "*"
+    store = cooldowns.store()
+    if run.dry_run:
+        return store.active(rule.id, key)
+    if store.claim(rule.id, key, rule.cooldown_seconds):
+        run.claimed_cooldowns.append((rule.id, key))
+        return False
+    return True
+
+
+def _release_cooldowns(run: _Run) -> None:
+    for rule_id, key in run.claimed_cooldowns:
+        try:
+            cooldowns.store().release(rule_id, key)
+        except Exception:
+            logger.exception("could not release cooldown %s:%s", rule_id, key)
+
+
 def _dispatch(
-    ruleset: CompiledRuleset,
-    matched: list[CompiledRule],
-    data: dict[str, Any],
-    subject: str | None,
-    *,
-    dry_run: bool,
+    run: _Run, matched: list[CompiledRule], data: dict[str, Any], context: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     effects: list[dict[str, Any]] = []
     action_results: list[dict[str, Any]] = []
     for rule in matched:
         for index, action in enumerate(rule.actions):
             ctx = ActionContext(
-                entry_point_key=ruleset.key,
-                critical=ruleset.critical,
+                entry_point_key=run.ruleset.key,
+                critical=run.ruleset.critical,
                 data=data,
-                subject=subject,
+                subject=run.subject,
                 rule_id=rule.id,
                 rule_name=rule.name,
                 rule_version=rule.version,
                 action_index=index,
-                dry_run=dry_run,
+                dry_run=run.dry_run,
+                execution_id=run.execution_id,
+                event_id=run.event.id if run.event else None,
+                event_depth=run.event.depth if run.event else 0,
             )
             row: dict[str, Any] = {
                 "rule_id": rule.id,
@@ -242,7 +337,10 @@ def _dispatch(
                 "type": action.type,
             }
             try:
-                if action.handler.writes and not dry_run:
+                if action.delayed:
+                    action_results.append({**row, **_schedule(run, ctx, action, context)})
+                    continue
+                if action.handler.writes and not run.dry_run:
                     # A savepoint keeps a failed write from poisoning the decision's transaction.
                     with transaction.atomic():
                         outcome = action.run(ctx)
@@ -256,6 +354,37 @@ def _dispatch(
             if outcome.effect is not None:
                 effects.append({"rule_id": rule.id, "action_index": index, **outcome.effect})
     return effects, action_results
+
+
+def _schedule(
+    run: _Run, ctx: ActionContext, action: PreparedAction, context: dict[str, Any]
+) -> dict[str, Any]:
+    """Turn a delayed action into a ScheduledAction row (in the decision's transaction)."""
+    from scheduling.services import scheduled_action_create
+
+    now = timezone.now()
+    if action.at is not None:
+        due_at = _parse_time(action.at(ctx.data))
+    else:
+        due_at = now + timedelta(seconds=action.delay_seconds or 0)
+    if run.dry_run:
+        return {"status": "would_schedule", "due_at": due_at.isoformat()}
+    scheduled = scheduled_action_create(spec=action.spec(), due_at=due_at, data=context, ctx=ctx)
+    return {
+        "status": "scheduled",
+        "scheduled_action_id": str(scheduled.pk),
+        "due_at": due_at.isoformat(),
+    }
+
+
+def _parse_time(value: Any) -> datetime:
+    """An `at` result as an aware datetime. Raises ActionRuntimeError for anything else."""
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ActionRuntimeError(f"'at' must give an ISO-8601 date-time, got {value!r}")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, UTC)
+    return parsed
 
 
 def _render(

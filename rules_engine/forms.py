@@ -146,6 +146,12 @@ class RuleAdminForm(ServiceModelForm):
         help_text='A list of {"type": ..., "params": {...}} action specs.',
     )
     metadata = PrettyJSONField(empty=dict, required=False)
+    cooldown_key = PrettyJSONField(
+        empty=lambda: None,
+        required=False,
+        help_text='JSONLogic naming the subject, e.g. {"var": "user.id"}; empty: the entry '
+        "point's subject.",
+    )
 
     class Meta:
         model = Rule
@@ -155,13 +161,15 @@ class RuleAdminForm(ServiceModelForm):
         """Compile condition and actions; report each problem on its field with its path."""
         if "metadata" in cleaned and not isinstance(cleaned["metadata"], dict):
             self.add_details([{"path": "$.metadata", "message": "metadata must be an object"}])
-        if "condition" not in cleaned and "actions" not in cleaned:
+        if not {"condition", "actions", "cooldown_key"} & set(cleaned):
             return
         try:
             # A field that failed to parse is compiled as a harmless placeholder and its
             # errors dropped below: its JSON error is the one to show.
             services.rule_compile(
-                condition=cleaned.get("condition", True), actions=cleaned.get("actions", [])
+                condition=cleaned.get("condition", True),
+                actions=cleaned.get("actions", []),
+                cooldown_key=cleaned.get("cooldown_key"),
             )
         except InvalidInput as exc:
             self.add_details(

@@ -92,6 +92,10 @@ class Rule(models.Model):
     condition = models.JSONField(default=dict, blank=True)
     actions = models.JSONField(default=list, blank=True)
     stop_processing = models.BooleanField(default=False)
+    # At most one firing per subject per period: 0 disables; the key (JSONLogic) names the
+    # subject and defaults to the entry point's subject.
+    cooldown_seconds = models.PositiveIntegerField(default=0)
+    cooldown_key = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -223,3 +227,21 @@ class SubjectState(models.Model):
 
     def __str__(self) -> str:
         return self.subject
+
+
+class Cooldown(models.Model):
+    """An active cooldown in the embedded store (no Redis): rule fired for subject until then."""
+
+    id = models.BigAutoField(primary_key=True)
+    rule_id = models.UUIDField()
+    subject = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["rule_id", "subject"]
+        constraints = [
+            models.UniqueConstraint(fields=["rule_id", "subject"], name="cooldown_rule_subject")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id}:{self.subject} until {self.expires_at}"

@@ -41,6 +41,8 @@ RULE_FIELDS = (
     "condition",
     "actions",
     "stop_processing",
+    "cooldown_seconds",
+    "cooldown_key",
     "metadata",
 )
 ENTRY_POINT_FIELDS = (
@@ -77,8 +79,10 @@ def _stamp_history(instance: Any, *, user: User, change_note: str) -> None:
 # --- rules -------------------------------------------------------------------------------
 
 
-def rule_compile(*, condition: Any, actions: Any) -> tuple[Any, list[PreparedAction]]:
-    """Compile a condition and prepare every action, as a rule version is run.
+def rule_compile(
+    *, condition: Any, actions: Any, cooldown_key: Any = None
+) -> tuple[Any, list[PreparedAction]]:
+    """Compile a condition (and cooldown key) and prepare every action, as a rule version runs.
 
     Raises InvalidInput (code invalid_rule) listing every node that does not compile, with
     JSON paths such as `$.condition.and[1]["=="]` or `$.actions[0].params.level`.
@@ -89,6 +93,11 @@ def rule_compile(*, condition: Any, actions: Any) -> tuple[Any, list[PreparedAct
         compiled = compile_condition(condition)
     except JsonLogicError as exc:
         errors.append({"path": exc.json_path(prefix="$.condition"), "message": exc.message})
+    if cooldown_key is not None:
+        try:
+            compile_condition(cooldown_key)
+        except JsonLogicError as exc:
+            errors.append({"path": exc.json_path(prefix="$.cooldown_key"), "message": exc.message})
     prepared: list[PreparedAction] = []
     if not isinstance(actions, list):
         errors.append({"path": "$.actions", "message": "actions must be a list"})
@@ -123,13 +132,15 @@ def _rule_write(rule: Rule, data: Mapping[str, Any], *, user: User, change_note:
         setattr(rule, name, value)
     errors: list[ErrorDetail] = []
     try:
-        rule.full_clean(exclude=["condition", "actions", "created_by", "updated_by"])
+        rule.full_clean(
+            exclude=["condition", "actions", "cooldown_key", "created_by", "updated_by"]
+        )
     except ValidationError as exc:
         errors.extend(_field_errors(exc))
     if not isinstance(rule.metadata, dict):
         errors.append({"path": "$.metadata", "message": "metadata must be an object"})
     try:
-        rule_compile(condition=rule.condition, actions=rule.actions)
+        rule_compile(condition=rule.condition, actions=rule.actions, cooldown_key=rule.cooldown_key)
     except InvalidInput as exc:
         errors.extend(exc.details)
     if errors:

@@ -36,3 +36,35 @@ def demo_context() -> dict[str, Any]:
     """The checkout schema's example context (a fresh copy per test)."""
     data = json.loads(DEMO_FILE.read_text())
     return copy.deepcopy(data["entry_point"]["context_schema"]["examples"][0])
+
+
+@pytest.fixture(scope="session")
+def _clean_broker(django_db_setup: Any) -> None:
+    """Start the session with an empty test Redis database (no messages from earlier runs)."""
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: Any, _clean_broker: None) -> Any:
+    """A real Celery worker process on the test database, shared by the session.
+
+    Tests may kill or restart it (`celery_worker.kill()`, `.restart()`); the next test that
+    asks for it gets a running one again. Tests using it need committed data:
+    `@pytest.mark.django_db(transaction=True)`.
+    """
+    from tests.support.processes import celery_worker as make_worker
+
+    worker = make_worker().start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker(celery_worker: Any) -> Any:
+    """The session's worker, started again if an earlier test killed it."""
+    if not celery_worker.alive():
+        celery_worker.start()
+    return celery_worker

@@ -1,15 +1,16 @@
 """The action handler protocol and the registry that maps an action `type` to its handler.
 
-An action spec stored on a rule is `{"type": "<name>", "params": {...}}`. When a rule is saved
-each spec is checked against its handler's `params_schema` and prepared (JSONLogic inside the
-params compiled); at decision time the prepared action runs and returns an effect for the
-client and a result for the audit trail.
+An action spec stored on a rule is `{"type": "<name>", "params": {...}}`, optionally with
+`"delay_seconds": n` or `"at": <JSONLogic giving an ISO-8601 time>` to run it later. When a
+rule is saved each spec is checked against its handler's `params_schema` and prepared
+(JSONLogic inside the params compiled); at decision time the prepared action runs and returns
+an effect for the client and a result for the audit trail.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
@@ -18,7 +19,8 @@ from rules_engine.conditions import compile_condition
 from rules_engine.jsonlogic import JsonLogicError
 from rules_engine.paths import json_path
 
-ACTION_SPEC_KEYS = frozenset({"type", "params"})
+ACTION_SPEC_KEYS = frozenset({"type", "params", "delay_seconds", "at"})
+MAX_DELAY_SECONDS = 366 * 24 * 3600
 
 
 class ActionSpecError(Exception):
@@ -47,6 +49,22 @@ class ActionContext:
     rule_version: int
     action_index: int
     dry_run: bool
+    # The audit row of the decision (None on dry runs); rows written by actions refer to it.
+    execution_id: str | None = None
+    # The event being processed, if any, and how many emit_event hops produced it.
+    event_id: str | None = None
+    event_depth: int = 0
+    # Set when a delayed action runs from its ScheduledAction row.
+    scheduled_action_id: str | None = None
+
+    def idempotency_key(self) -> str:
+        """A key unique to this action of this decision (and run of a delayed action).
+
+        Rows an action writes elsewhere (deliveries, emitted events) use it, so running the
+        same action again after a crash finds the row instead of writing a second one.
+        """
+        origin = self.scheduled_action_id or self.execution_id or "dry-run"
+        return f"{origin}:{self.rule_id}:{self.action_index}"
 
 
 @dataclass
@@ -65,6 +83,17 @@ class PreparedAction:
     type: str
     params: dict[str, Any]
     compiled: dict[str, Any]
+    delay_seconds: float | None = None
+    at: Callable[[Any], Any] | None = None
+
+    @property
+    def delayed(self) -> bool:
+        """Whether this action is scheduled instead of run during the decision."""
+        return self.delay_seconds is not None or self.at is not None
+
+    def spec(self) -> dict[str, Any]:
+        """The action spec without its delay: what a ScheduledAction row stores and runs."""
+        return {"type": self.type, "params": self.params}
 
     def run(self, ctx: ActionContext) -> ActionOutcome:
         """Run the action. Raises ActionRuntimeError or JsonLogicError on failure."""
@@ -174,7 +203,28 @@ class ActionRegistry:
                 f"{path}.type",
                 f"unknown action type {type_name!r}; known types: {', '.join(self.types())}",
             )
-        return handler.prepare(spec.get("params", {}), f"{path}.params")
+        prepared = handler.prepare(spec.get("params", {}), f"{path}.params")
+        delay, at = _delay_of(spec, path)
+        if delay is None and at is None:
+            return prepared
+        return replace(prepared, delay_seconds=delay, at=at)
+
+
+def _delay_of(spec: Mapping[str, Any], path: str) -> tuple[float | None, Any]:
+    if "delay_seconds" in spec and "at" in spec:
+        raise ActionSpecError(f"{path}.at", "use either delay_seconds or at, not both")
+    if "delay_seconds" in spec:
+        delay = spec["delay_seconds"]
+        valid = isinstance(delay, (int, float)) and not isinstance(delay, bool)
+        if not valid or not 0 < delay <= MAX_DELAY_SECONDS:
+            raise ActionSpecError(
+                f"{path}.delay_seconds",
+                f"must be a number of seconds above 0 and at most {MAX_DELAY_SECONDS}",
+            )
+        return float(delay), None
+    if "at" in spec:
+        return None, compile_expression(spec["at"], f"{path}.at")
+    return None, None
 
 
 registry = ActionRegistry()

@@ -121,6 +121,8 @@ class RuleSerializer(ChangeNoteMixin, serializers.ModelSerializer):
             "condition",
             "actions",
             "stop_processing",
+            "cooldown_seconds",
+            "cooldown_key",
             "metadata",
             "created_by",
             "updated_by",

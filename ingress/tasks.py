@@ -1,0 +1,19 @@
+"""Celery tasks of ingress: thin wrappers that take ids and call the services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from ingress import services
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def process_event(event_id: str) -> None:
+    """Decide on one event (idempotent: a duplicate or cancelled event is a no-op)."""
+    services.event_process(event_id=event_id)
+
+
+@shared_task(ignore_result=True)
+def recover_events() -> int:
+    """Republish events whose processing was lost (periodic, every few seconds)."""
+    return services.event_recover()
