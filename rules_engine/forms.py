@@ -146,6 +146,12 @@ class RuleAdminForm(ServiceModelForm):
         help_text='A list of {"type": ..., "params": {...}} action specs.',
     )
     metadata = PrettyJSONField(empty=dict, required=False)
+    cooldown_seconds = forms.IntegerField(
+        min_value=0,
+        required=False,
+        initial=0,
+        help_text="Fire at most once per subject in this many seconds (0: no cooldown).",
+    )
     cooldown_key = PrettyJSONField(
         empty=lambda: None,
         required=False,
@@ -156,6 +162,10 @@ class RuleAdminForm(ServiceModelForm):
     class Meta:
         model = Rule
         fields = list(services.RULE_FIELDS)
+
+    def clean_cooldown_seconds(self) -> int:
+        """An empty cooldown means none (0)."""
+        return self.cleaned_data.get("cooldown_seconds") or 0
 
     def service_clean(self, cleaned: dict[str, Any]) -> None:
         """Compile condition and actions; report each problem on its field with its path."""

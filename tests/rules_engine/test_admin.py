@@ -78,6 +78,8 @@ def rule_form(entry_point: EntryPoint, **overrides: Any) -> dict[str, str]:
         "condition": BIG_CART,
         "actions": SAY_HI,
         "metadata": {},
+        "cooldown_seconds": "0",
+        "cooldown_key": "",
         "change_note": "",
     }
     data.update(overrides)
