@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # The suite's services: the local PostgreSQL and Redis (overridable).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: install run test lint format services clean bench
+.PHONY: install run test lint format services clean bench bench-scheduling bench-events
 
 install: $(STAMP)
 
@@ -28,6 +30,7 @@ run: install
 
 services:
 	@scripts/ensure_services.sh "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
+	@scripts/ensure_services.sh "$(BENCH_DATABASE_URL)" "$(BENCH_REDIS_URL)" >/dev/null
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -44,6 +47,14 @@ test: install services lint
 
 bench: install
 	$(PY) bench/jsonlogic_bench.py
+
+# Delayed-action drift vs plain Celery ETA tasks (needs the local PostgreSQL and Redis).
+bench-scheduling: install services
+	DATABASE_URL="$(BENCH_DATABASE_URL)" REDIS_URL="$(BENCH_REDIS_URL)" $(PY) bench/scheduling_drift.py $(BENCH_ARGS)
+
+# Accepted-to-decided latency of events over REST and Redis Streams.
+bench-events: install services
+	DATABASE_URL="$(BENCH_DATABASE_URL)" REDIS_URL="$(BENCH_REDIS_URL)" $(PY) bench/event_latency.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -178,7 +178,19 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.2,
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# Periodic housekeeping; schedules of periodic *events* are edited in the admin (Periodic tasks).
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "verdict-sweep-scheduled-actions": {
+        "task": "scheduling.tasks.sweep_scheduled_actions",
+        "schedule": 1.0,
+    },
+    "verdict-recover-scheduled-actions": {
+        "task": "scheduling.tasks.recover_scheduled_actions",
+        "schedule": 5.0,
+    },
+    "verdict-recover-events": {"task": "ingress.tasks.recover_events", "schedule": 5.0},
+    "verdict-retry-deliveries": {"task": "egress.tasks.retry_due_deliveries", "schedule": 5.0},
+}
 
 # Verdict engine limits and knobs.
 VERDICT = {
@@ -189,7 +201,17 @@ VERDICT = {
     "MAX_RULE_NODES": int(os.environ.get("VERDICT_MAX_RULE_NODES", "5000")),
     # How often (seconds) a process checks the shared ruleset version stamp.
     "CACHE_CHECK_INTERVAL": float(os.environ.get("VERDICT_CACHE_CHECK_INTERVAL", "0")),
+    # Events: a processing event is retried after this lease; received events not picked up
+    # are published again after EVENT_REPUBLISH_AFTER seconds.
+    "EVENT_LEASE_SECONDS": float(os.environ.get("VERDICT_EVENT_LEASE_SECONDS", "60")),
+    "EVENT_REPUBLISH_AFTER": float(os.environ.get("VERDICT_EVENT_REPUBLISH_AFTER", "5")),
+    "EVENT_MAX_ATTEMPTS": int(os.environ.get("VERDICT_EVENT_MAX_ATTEMPTS", "5")),
+    # emit_event chains deeper than this are refused, so rules cannot loop.
+    "MAX_EVENT_DEPTH": int(os.environ.get("VERDICT_MAX_EVENT_DEPTH", "5")),
 }
+
+# Modules imported at startup to register custom functions or action handlers (comma list).
+VERDICT_PLUGINS = env_list("VERDICT_PLUGINS", "")
 
 LOGGING = {
     "version": 1,

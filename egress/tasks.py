@@ -1,0 +1,1 @@
+"""Celery tasks of egress (thin wrappers over `egress.services`)."""

@@ -1,0 +1,1 @@
+"""Celery tasks of scheduling (thin wrappers over `scheduling.services`)."""
