@@ -29,7 +29,7 @@ from django.utils.safestring import SafeString
 from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 
-from rules_engine import engine, services
+from rules_engine import engine, selectors, services
 from rules_engine.errors import ErrorDetail, InvalidContext, InvalidInput, NotFound
 from rules_engine.forms import (
     DryRunForm,
@@ -493,7 +493,35 @@ class RuleAdmin(ServiceHistoryAdmin):
             self.admin_site.admin_view(self.dry_run_view),
             name="{}_{}_dry_run".format(*info),
         )
-        return [dry_run, *super().get_urls()]
+        cooldowns = path(
+            "cooldowns/",
+            self.admin_site.admin_view(self.cooldowns_view),
+            name="{}_{}_cooldowns".format(*info),
+        )
+        return [cooldowns, dry_run, *super().get_urls()]
+
+    def cooldowns_view(self, request: HttpRequest) -> HttpResponse:
+        """List active cooldowns (`?rule=<id>` for one rule); POST clears one or a rule's."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rule_id = request.GET.get("rule") or None
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+            target = request.POST.get("rule", "")
+            subject = request.POST.get("subject") or None
+            cleared = services.cooldown_clear(rule_id=target, subject=subject)
+            self.message_user(request, f"Cleared {cleared} cooldown(s).", messages.SUCCESS)
+            return HttpResponseRedirect(request.get_full_path())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Active cooldowns",
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "rule_id": rule_id,
+            "cooldowns": selectors.cooldowns_active(rule_id=rule_id),
+        }
+        return TemplateResponse(request, "admin/rules_engine/rule/cooldowns.html", context)
 
     def dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Run the saved rule against a pasted context and show the decision; writes nothing."""

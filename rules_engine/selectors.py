@@ -107,3 +107,24 @@ def execution_list(
     if until:
         queryset = queryset.filter(created_at__lt=until)
     return queryset
+
+
+def cooldowns_active(*, rule_id: str | None = None) -> list[dict[str, Any]]:
+    """Active cooldowns (all, or one rule's) with their rule's name, soonest to end last."""
+    from rules_engine import cooldowns
+
+    active = cooldowns.store().list(str(rule_id) if rule_id else None)
+    names = dict(Rule.objects.filter(pk__in={c.rule_id for c in active}).values_list("pk", "name"))
+    return [
+        {**c.as_dict(), "rule_name": names.get(_as_uuid(c.rule_id), "(deleted rule)")}
+        for c in active
+    ]
+
+
+def _as_uuid(value: str) -> Any:
+    import uuid
+
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None

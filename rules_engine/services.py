@@ -576,3 +576,13 @@ VERSIONED_WRITES: dict[type, VersionedWrites] = {
         rollback=lambda obj, **kw: template_rollback(template=obj, **kw),
     ),
 }
+
+
+# --- cooldowns ---------------------------------------------------------------------------
+
+
+def cooldown_clear(*, rule_id: str, subject: str | None = None) -> int:
+    """End a rule's active cooldowns (one subject, or all); returns how many ended."""
+    from rules_engine import cooldowns
+
+    return cooldowns.store().clear(str(rule_id), subject)

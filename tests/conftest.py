@@ -7,21 +7,38 @@ import json
 from typing import Any
 
 import pytest
+import redis
 from django.core.cache import cache
 from django.core.management import call_command
 
-from rules_engine.cache import rulesets
+from rules_engine import cooldowns
+from rules_engine.cache import GENERATION_KEY, rulesets
 from rules_engine.management.commands.rules_load_demo import DEMO_FILE
 from rules_engine.models import EntryPoint
 
 
 @pytest.fixture(autouse=True)
 def _fresh_ruleset_cache() -> Any:
-    """Each test starts with no compiled rulesets and no generation stamp."""
+    """Each test starts with no compiled rulesets, no generation stamp and no cooldowns.
+
+    Only our own keys are deleted: flushing the Redis database would also drop the Celery
+    messages and streams that worker tests rely on.
+    """
     rulesets.clear()
-    cache.clear()
+    cache.delete(GENERATION_KEY)
+    _clear_redis_cooldowns()
     yield
     rulesets.clear()
+
+
+def _clear_redis_cooldowns() -> None:
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(match=f"{cooldowns.KEY_PREFIX}*", count=1000))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture
@@ -41,7 +58,6 @@ def demo_context() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def _clean_broker(django_db_setup: Any) -> None:
     """Start the session with an empty test Redis database (no messages from earlier runs)."""
-    import redis
     from django.conf import settings
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()

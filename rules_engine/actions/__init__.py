@@ -3,6 +3,7 @@
 from rules_engine.actions import (  # noqa: F401  (importing registers the handlers)
     display_message,
     display_modal,
+    emit_event,
     update,
     user_acknowledge,
     user_preference,

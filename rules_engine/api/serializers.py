@@ -203,3 +203,10 @@ class ExecutionFilterSerializer(serializers.Serializer):
     rule = serializers.UUIDField(required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
+
+
+class CooldownFilterSerializer(serializers.Serializer):
+    """Query of GET /api/cooldowns/ and body of POST /api/cooldowns/clear/."""
+
+    rule = serializers.UUIDField(required=False)
+    subject = serializers.CharField(required=False, max_length=200)

@@ -10,6 +10,7 @@ router.register("entry-points", views.EntryPointViewSet, basename="entrypoint")
 router.register("rules", views.RuleViewSet, basename="rule")
 router.register("templates", views.MessageTemplateViewSet, basename="messagetemplate")
 router.register("executions", views.ExecutionViewSet, basename="execution")
+router.register("cooldowns", views.CooldownViewSet, basename="cooldown")
 
 urlpatterns = [
     path("rules/engine/execute/", views.ExecuteView.as_view(), name="engine-execute"),

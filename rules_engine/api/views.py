@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -195,3 +196,29 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if "rule" in query:
             query["rule_id"] = query.pop("rule")
         return selectors.execution_list(**query)
+
+
+class CooldownViewSet(viewsets.ViewSet):
+    """Active cooldowns (staff): `GET /api/cooldowns/?rule=<id>`, `POST /api/cooldowns/clear/`."""
+
+    parser_classes = [SafeJSONParser]
+
+    def list(self, request: Request) -> Response:
+        """Every active cooldown (or one rule's), with the milliseconds left."""
+        query = s.CooldownFilterSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rule = query.validated_data.get("rule")
+        return Response(selectors.cooldowns_active(rule_id=str(rule) if rule else None))
+
+    @action(detail=False, methods=["post"])
+    def clear(self, request: Request) -> Response:
+        """End the cooldowns of `{"rule": id, "subject"?: s}`; returns how many ended."""
+        body = s.CooldownFilterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if "rule" not in body.validated_data:
+            raise ValidationError({"rule": ["This field is required."]})
+        cleared = services.cooldown_clear(
+            rule_id=str(body.validated_data["rule"]),
+            subject=body.validated_data.get("subject"),
+        )
+        return Response({"cleared": cleared})

@@ -312,4 +312,10 @@ def test_executions_list_and_filters(staff, client, demo, demo_context):
 
 def test_browsable_api_root_lists_the_resources(staff):
     response = staff.get("/api/", HTTP_ACCEPT="application/json")
-    assert sorted(response.json()) == ["entry-points", "executions", "rules", "templates"]
+    assert sorted(response.json()) == [
+        "cooldowns",
+        "entry-points",
+        "executions",
+        "rules",
+        "templates",
+    ]
