@@ -223,8 +223,11 @@ def event_recover(*, now: Any = None) -> int:
     stuck.filter(attempts__gte=max_attempts).update(
         status=Event.Status.FAILED, error="gave up after repeated failures", finished_at=now
     )
-    stuck.update(status=Event.Status.RECEIVED, updated_at=now)
-    waiting_ids = list(
+    stuck_ids = list(stuck.values_list("pk", flat=True)[:1000])
+    Event.objects.filter(pk__in=stuck_ids, status=Event.Status.PROCESSING).update(
+        status=Event.Status.RECEIVED, updated_at=now
+    )
+    waiting_ids = stuck_ids + list(
         Event.objects.filter(
             status=Event.Status.RECEIVED, updated_at__lt=now - republish_after
         ).values_list("pk", flat=True)[:1000]

@@ -235,17 +235,33 @@ class RulesetCache:
 
 
 def current_generation() -> str:
-    """The shared generation stamp, created if the cache lost it."""
-    generation = shared_cache.get(GENERATION_KEY)
-    if generation is None:
-        shared_cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-        generation = shared_cache.get(GENERATION_KEY) or "unknown"
+    """The shared generation stamp, created if the cache lost it.
+
+    When the shared cache cannot be reached, a fresh stamp is returned: the caller then
+    recompiles from the database on every request, slower but never stale, and decisions go on
+    while Redis is down.
+    """
+    try:
+        generation = shared_cache.get(GENERATION_KEY)
+        if generation is None:
+            shared_cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+            generation = shared_cache.get(GENERATION_KEY) or "unknown"
+    except Exception:  # noqa: BLE001  (any cache backend error: degrade, do not fail)
+        logger.warning("shared cache unreachable; compiling rulesets per request", exc_info=True)
+        return f"unreachable-{uuid.uuid4().hex}"
     return str(generation)
 
 
 def bump_generation() -> None:
-    """Store a new generation stamp so every process recompiles on its next request."""
-    shared_cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    """Store a new generation stamp so every process recompiles on its next request.
+
+    A cache outage is logged and ignored: processes that cannot reach the cache do not cache
+    (see `current_generation`), and the stamp is bumped again on commit.
+    """
+    try:
+        shared_cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not bump the ruleset generation", exc_info=True)
 
 
 def invalidate() -> None:

@@ -1,0 +1,206 @@
+"""Ingress services: accept once, process through the engine, cancel at every stage."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from ingress import services
+from ingress.models import Event, PendingCancellation
+from rules_engine import services as rule_services
+from rules_engine.errors import InvalidContext, NotFound
+from rules_engine.functions import registry as functions
+from rules_engine.models import Execution, Rule
+from scheduling.models import ScheduledAction
+
+LATER = {"type": "display_message", "params": {"template": "large-order"}, "delay_seconds": 3600}
+
+
+def accept(context: dict[str, Any], key: str = "order-1", **extra: Any) -> Event:
+    event, created = services.event_accept(type="checkout", key=key, payload=context, **extra)
+    assert created
+    return event
+
+
+@pytest.fixture
+def delayed(demo: Any) -> Rule:
+    """The free shipping rule also schedules a reminder an hour later."""
+    rule = Rule.objects.get(name="Free shipping banner")
+    return rule_services.rule_update(rule=rule, data={"actions": [*rule.actions, LATER]})
+
+
+@pytest.mark.django_db
+def test_same_source_and_key_is_accepted_once(demo, demo_context):
+    first, created = services.event_accept(type="checkout", key="k", payload=demo_context)
+    again, created_again = services.event_accept(type="checkout", key="k", payload={})
+    other_source, _ = services.event_accept(
+        type="checkout", key="k", payload=demo_context, source="shop"
+    )
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    assert other_source.pk != first.pk
+    assert Event.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_subject_comes_from_the_entry_point_subject_path(demo, demo_context):
+    assert accept(demo_context).subject == "42"
+
+
+@pytest.mark.django_db
+def test_unknown_type_and_bad_payload_are_refused(demo, demo_context):
+    with pytest.raises(NotFound) as unknown:
+        services.event_accept(type="nope", key="k", payload={})
+    with pytest.raises(InvalidContext) as invalid:
+        services.event_accept(type="checkout", key="k", payload={"user": {}})
+    assert unknown.value.code == "unknown_event_type"
+    assert [d["path"] for d in invalid.value.details] == ["$.cart", "$.user.id"]
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_processing_stores_the_decision_and_completes(demo, demo_context):
+    event = accept(demo_context)
+    processed = services.event_process(event_id=str(event.pk))
+    assert processed is not None
+    assert (processed.status, processed.attempts) == ("completed", 1)
+    execution = Execution.objects.get(pk=processed.execution_id)
+    assert (execution.request_id, execution.caller) == (str(event.pk), "event:api")
+    # a duplicate delivery of the task is a no-op
+    assert services.event_process(event_id=str(event.pk)) is None
+
+
+@pytest.mark.django_db
+def test_event_with_delayed_action_waits_until_it_finishes(delayed, demo_context):
+    event = accept(demo_context)
+    processed = services.event_process(event_id=str(event.pk))
+    assert processed is not None and processed.status == "waiting"
+    [action] = ScheduledAction.objects.filter(event=event)
+    assert (action.status, action.spec) == ("pending", {k: LATER[k] for k in ("type", "params")})
+    ScheduledAction.objects.filter(pk=action.pk).update(status="done")
+    services.event_settle(event_id=str(event.pk))
+    assert Event.objects.get(pk=event.pk).status == "completed"
+
+
+@pytest.mark.django_db
+def test_cancel_before_processing_means_no_decision(demo, demo_context):
+    event = accept(demo_context)
+    cancelled = services.event_cancel(event=event, reason="customer left")
+    assert (cancelled.status, cancelled.cancel_reason) == ("cancelled", "customer left")
+    assert services.event_process(event_id=str(event.pk)) is None
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_cancel_after_processing_cancels_pending_actions(delayed, demo_context):
+    event = accept(demo_context)
+    services.event_process(event_id=str(event.pk))
+    services.event_cancel(event=event)
+    assert Event.objects.get(pk=event.pk).status == "cancelled"
+    assert list(ScheduledAction.objects.values_list("status", flat=True)) == ["cancelled"]
+
+
+@pytest.mark.django_db
+def test_cancel_of_a_finished_event_changes_nothing(demo, demo_context):
+    event = accept(demo_context)
+    services.event_process(event_id=str(event.pk))
+    assert services.event_cancel(event=event).status == "completed"
+
+
+@pytest.mark.django_db
+def test_cancellation_before_its_event_is_applied_on_arrival(demo, demo_context):
+    # given a cancellation for an event that has not arrived
+    assert services.event_cancel_by_key(source="api", key="late", reason="void") is None
+    assert PendingCancellation.objects.count() == 1
+    # when the event arrives
+    event, created = services.event_accept(type="checkout", key="late", payload=demo_context)
+    # then it is stored cancelled, never processed, and the early cancellation is used up
+    assert (created, event.status, event.cancel_reason) == (True, "cancelled", "void")
+    assert services.event_process(event_id=str(event.pk)) is None
+    assert PendingCancellation.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_during_processing_waits_and_cancels_what_was_scheduled(delayed, demo_context):
+    # given a decision that is slow (a custom function sleeps inside the condition)
+    started = threading.Event()
+
+    def slow(value: Any) -> Any:
+        started.set()
+        time.sleep(0.5)
+        return value
+
+    functions.register("slow", slow)
+    try:
+        rule_services.rule_update(
+            rule=delayed, data={"condition": {">=": [{"slow": [{"var": "cart.total"}]}, 50]}}
+        )
+        event = accept(demo_context)
+        outcome: dict[str, Any] = {}
+
+        def process() -> None:
+            outcome["event"] = services.event_process(event_id=str(event.pk))
+            connection.close()
+
+        worker = threading.Thread(target=process)
+        worker.start()
+        assert started.wait(5)
+        # when the event is cancelled while the decision runs
+        cancelled_at = time.monotonic()
+        cancelled = services.event_cancel(event=event)
+        waited = time.monotonic() - cancelled_at
+        worker.join(5)
+    finally:
+        functions.unregister("slow")
+    # then the cancel waited for the decision's commit and cancelled what it scheduled
+    assert waited > 0.2
+    assert cancelled.status == "cancelled"
+    assert outcome["event"].status == "waiting"
+    assert list(ScheduledAction.objects.values_list("status", flat=True)) == ["cancelled"]
+
+
+@pytest.mark.django_db
+def test_recover_republishes_received_events_and_resets_stuck_ones(demo, demo_context):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    accept(demo_context, key="a")
+    stuck = accept(demo_context, key="b")
+    Event.objects.filter(pk=stuck.pk).update(status="processing", attempts=1)
+    later = timezone.now() + timedelta(seconds=120)
+    # when recovery runs two minutes later
+    republished = services.event_recover(now=later)
+    # then both are received again and were published
+    assert republished == 2
+    assert sorted(Event.objects.values_list("key", "status")) == [
+        ("a", "received"),
+        ("b", "received"),
+    ]
+
+
+@pytest.mark.django_db
+def test_emit_event_chain_is_bounded(demo, demo_context, settings):
+    # given a rule on checkout that emits another checkout event (a loop)
+    settings.VERDICT = {**settings.VERDICT, "MAX_EVENT_DEPTH": 2}
+    rule = Rule.objects.get(name="Free shipping banner")
+    rule_services.rule_update(
+        rule=rule, data={"actions": [{"type": "emit_event", "params": {"type": "checkout"}}]}
+    )
+    # when the first event and each emitted one are processed
+    event = accept(demo_context)
+    depths = []
+    while event is not None:
+        processed = services.event_process(event_id=str(event.pk))
+        assert processed is not None
+        depths.append(processed.depth)
+        event = Event.objects.filter(parent=processed).first()
+    # then the chain stopped at the limit with the refusal in the audit
+    assert depths == [0, 1, 2]
+    last = Event.objects.get(depth=2)
+    execution = Execution.objects.get(pk=last.execution_id)
+    [emit] = [r for r in execution.action_results if r["type"] == "emit_event"]
+    assert (emit["status"], emit["error"]) == ("error", "event chain deeper than 2: not emitted")

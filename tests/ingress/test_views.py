@@ -1,0 +1,83 @@
+"""The events API: POST /new-event, GET /status/<id>, cancel by id and by key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from ingress.models import Event
+
+pytestmark = pytest.mark.django_db
+
+
+def post(url: str, body: Any) -> Any:
+    return APIClient().post(url, json.dumps(body), content_type="application/json")
+
+
+@pytest.mark.parametrize("url", ["/new-event", "/api/events/"])
+def test_event_is_accepted_once(url, demo, demo_context):
+    body = {"type": "checkout", "key": "o-1", "payload": demo_context}
+    first = post(url, body)
+    again = post(url, body)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json() == {"id": first.json()["id"], "status": "received"}
+    assert again.json()["id"] == first.json()["id"]
+    assert Event.objects.count() == 1
+
+
+def test_bad_events_are_clear_4xx(demo, demo_context):
+    unknown = post("/new-event", {"type": "nope", "key": "k", "payload": {}})
+    invalid = post("/new-event", {"type": "checkout", "key": "k", "payload": {"user": {"id": 1}}})
+    shape = post("/new-event", {"type": "checkout", "payload": [], "source": "Bad Source"})
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "unknown_event_type")
+    assert (invalid.status_code, invalid.json()["error"]) == (400, "invalid_context")
+    assert [d["path"] for d in invalid.json()["details"]] == ["$.cart"]
+    assert shape.status_code == 400
+    assert [d["path"] for d in shape.json()["details"]] == ["$.key", "$.payload", "$.source"]
+    assert Event.objects.count() == 0
+
+
+def test_status_shows_event_decision_and_actions(demo, demo_context):
+    from ingress import services
+
+    event_id = post("/new-event", {"type": "checkout", "key": "o-2", "payload": demo_context})
+    services.event_process(event_id=event_id.json()["id"])
+    status = APIClient().get(f"/status/{event_id.json()['id']}").json()
+    assert (status["status"], status["type"], status["key"], status["subject"]) == (
+        "completed",
+        "checkout",
+        "o-2",
+        "42",
+    )
+    assert [r["name"] for r in status["decision"]["matched_rules"]] == [
+        "Free shipping banner",
+        "Age-restricted items need confirmation",
+        "Count checkouts and show loyalty",
+    ]
+    assert (status["scheduled_actions"], status["deliveries"]) == ([], [])
+    same = APIClient().get(f"/api/events/{event_id.json()['id']}/").json()
+    assert same == status
+
+
+def test_unknown_event_status_is_404(db):
+    assert APIClient().get("/status/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert APIClient().get("/status/not-a-uuid").status_code == 404
+
+
+def test_cancel_by_id_and_by_key(demo, demo_context):
+    created = post("/new-event", {"type": "checkout", "key": "o-3", "payload": demo_context})
+    event_id = created.json()["id"]
+    by_id = post(f"/api/events/{event_id}/cancel/", {"reason": "fraud"})
+    early = post("/api/events/cancel/", {"key": "o-4"})
+    later = post("/new-event", {"type": "checkout", "key": "o-4", "payload": demo_context})
+    assert by_id.json() == {"id": event_id, "status": "cancelled"}
+    assert (early.status_code, early.json()) == (202, {"status": "pending_cancellation"})
+    assert (later.status_code, later.json()["status"]) == (202, "cancelled")
+
+
+def test_listing_events_is_for_staff(demo, admin_client):
+    assert APIClient().get("/api/events/").status_code == 403
+    assert admin_client.get("/api/events/?status=received").status_code == 200
