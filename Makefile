@@ -24,9 +24,10 @@ $(STAMP): pyproject.toml
 run: install
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createcachetable
 	$(PY) manage.py rules_load_demo
 	$(PY) manage.py demo_admin
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(PY) manage.py run_all --addr 127.0.0.1:8000
 
 services:
 	@scripts/ensure_services.sh "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"

@@ -237,3 +237,20 @@ def event_recover(*, now: Any = None) -> int:
     for event_id in waiting_ids:
         _enqueue(str(event_id))
     return len(waiting_ids)
+
+
+def event_raise_periodic(
+    *, schedule: str, type: str, payload: dict[str, Any] | None = None, now: Any = None
+) -> tuple[Event, bool]:
+    """Raise the event of a periodic schedule (django-celery-beat), once per schedule and second.
+
+    The key is the schedule name and the second it fired, so a beat that sends twice in the
+    same second raises one event. Raises like `event_accept`.
+    """
+    now = now or timezone.now()
+    return event_accept(
+        type=type,
+        key=f"{schedule}:{now:%Y-%m-%dT%H:%M:%S}",
+        source="schedule",
+        payload=payload or {},
+    )

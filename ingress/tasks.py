@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from ingress import services
@@ -17,3 +19,11 @@ def process_event(event_id: str) -> None:
 def recover_events() -> int:
     """Republish events whose processing was lost (periodic, every few seconds)."""
     return services.event_recover()
+
+
+@shared_task(ignore_result=True)
+def raise_periodic_event(schedule: str, type: str, payload: dict[str, Any] | None = None) -> str:
+    """Raise one event for a periodic schedule; configure it in the admin (Periodic tasks) with
+    this task and kwargs `{"schedule": "<name>", "type": "<entry point>", "payload": {...}}`."""
+    event, _ = services.event_raise_periodic(schedule=schedule, type=type, payload=payload)
+    return str(event.pk)

@@ -246,7 +246,7 @@ def current_generation() -> str:
         if generation is None:
             shared_cache.add(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
             generation = shared_cache.get(GENERATION_KEY) or "unknown"
-    except Exception:  # noqa: BLE001  (any cache backend error: degrade, do not fail)
+    except Exception:
         logger.warning("shared cache unreachable; compiling rulesets per request", exc_info=True)
         return f"unreachable-{uuid.uuid4().hex}"
     return str(generation)
@@ -260,7 +260,7 @@ def bump_generation() -> None:
     """
     try:
         shared_cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not bump the ruleset generation", exc_info=True)
 
 

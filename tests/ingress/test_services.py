@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -67,7 +68,7 @@ def test_processing_stores_the_decision_and_completes(demo, demo_context):
     processed = services.event_process(event_id=str(event.pk))
     assert processed is not None
     assert (processed.status, processed.attempts) == ("completed", 1)
-    execution = Execution.objects.get(pk=processed.execution_id)
+    execution = Execution.objects.get(events=processed)
     assert (execution.request_id, execution.caller) == (str(event.pk), "event:api")
     # a duplicate delivery of the task is a no-op
     assert services.event_process(event_id=str(event.pk)) is None
@@ -191,16 +192,52 @@ def test_emit_event_chain_is_bounded(demo, demo_context, settings):
         rule=rule, data={"actions": [{"type": "emit_event", "params": {"type": "checkout"}}]}
     )
     # when the first event and each emitted one are processed
-    event = accept(demo_context)
+    current: Event | None = accept(demo_context)
     depths = []
-    while event is not None:
-        processed = services.event_process(event_id=str(event.pk))
+    while current is not None:
+        processed = services.event_process(event_id=str(current.pk))
         assert processed is not None
         depths.append(processed.depth)
-        event = Event.objects.filter(parent=processed).first()
+        current = Event.objects.filter(parent=processed).first()
     # then the chain stopped at the limit with the refusal in the audit
     assert depths == [0, 1, 2]
     last = Event.objects.get(depth=2)
-    execution = Execution.objects.get(pk=last.execution_id)
+    execution = Execution.objects.get(events=last)
     [emit] = [r for r in execution.action_results if r["type"] == "emit_event"]
     assert (emit["status"], emit["error"]) == ("error", "event chain deeper than 2: not emitted")
+
+
+@pytest.mark.django_db
+def test_periodic_schedule_raises_one_event_per_firing(demo):
+    from datetime import UTC, datetime
+
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from ingress.tasks import raise_periodic_event
+
+    # given a schedule edited in the admin that raises order.created every minute
+    every_minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    payload = {"order": {"id": "tick", "total": 0}, "customer": {"id": "system"}}
+    task = PeriodicTask.objects.create(
+        name="minutely-orders",
+        task="ingress.tasks.raise_periodic_event",
+        interval=every_minute,
+        kwargs=json.dumps(
+            {"schedule": "minutely-orders", "type": "order.created", "payload": payload}
+        ),
+    )
+    # when beat fires it (twice in the same second, once a minute later)
+    kwargs = json.loads(task.kwargs)
+    at = datetime(2020, 1, 1, 8, 0, 0, tzinfo=UTC)
+    first, created = services.event_raise_periodic(now=at, **kwargs)
+    _, again = services.event_raise_periodic(now=at, **kwargs)
+    event_id = raise_periodic_event.run(**kwargs)
+    # then each firing is one ordinary event of that type
+    assert (created, again) == (True, False)
+    assert (first.source, first.key, first.type) == (
+        "schedule",
+        "minutely-orders:2020-01-01T08:00:00",
+        "order.created",
+    )
+    assert Event.objects.get(pk=event_id).source == "schedule"
+    assert Event.objects.filter(source="schedule").count() == 2

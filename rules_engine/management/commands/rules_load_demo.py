@@ -12,28 +12,31 @@ from django.db import transaction
 from rules_engine import services
 from rules_engine.models import EntryPoint, MessageTemplate, Rule
 
-DEMO_FILE = Path(__file__).resolve().parents[2] / "demo" / "checkout.json"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "demo"
+DEMO_FILE = DEMO_DIR / "checkout.json"
+DEMO_FILES = (DEMO_FILE, DEMO_DIR / "orders.json")
 
 
 class Command(BaseCommand):
-    """Load the demo entry point, templates and rules; idempotent (matches by key and name)."""
+    """Load the demo entry points, templates and rules; idempotent (matches by key and name)."""
 
-    help = "Load the checkout demo: an entry point, a template per format, five rules."
+    help = "Load the demos: checkout (a template per format, five rules) and order events."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        demo = json.loads(DEMO_FILE.read_text())
-        with transaction.atomic():
-            entry_point = self._entry_point(demo["entry_point"])
-            for template in demo["templates"]:
-                self._template(template)
-            for rule in demo["rules"]:
-                self._rule(entry_point, rule)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"demo loaded: entry point {entry_point.key!r}, "
-                f"{len(demo['templates'])} templates, {len(demo['rules'])} rules"
+        for path in DEMO_FILES:
+            demo = json.loads(path.read_text())
+            with transaction.atomic():
+                entry_point = self._entry_point(demo["entry_point"])
+                for template in demo["templates"]:
+                    self._template(template)
+                for rule in demo["rules"]:
+                    self._rule(entry_point, rule)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"demo loaded: entry point {entry_point.key!r}, "
+                    f"{len(demo['templates'])} templates, {len(demo['rules'])} rules"
+                )
             )
-        )
 
     def _entry_point(self, data: dict[str, Any]) -> EntryPoint:
         existing = EntryPoint.objects.filter(key=data["key"]).first()

@@ -1,0 +1,76 @@
+"""`manage.py run_all`: the web server, a Celery worker and beat (and the stream consumer when
+Redis is configured) as one command, for `make run`. Ctrl-C stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    """Start web + worker + beat (+ ingress_consume with Redis), send the demo events once."""
+
+    help = "Run web, worker and beat together (embedded defaults need nothing else)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--addr", default="127.0.0.1:8000")
+        parser.add_argument("--no-demo-events", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        python = sys.executable
+        # The embedded database allows one writer at a time, so the worker runs one task at a
+        # time there; with PostgreSQL it uses the default prefork pool.
+        embedded = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
+        pool = ["--pool=solo"] if embedded else ["--concurrency=2"]
+        commands = {
+            "web": [python, "manage.py", "runserver", options["addr"], "--noreload"],
+            "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", *pool],
+            "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"],
+        }
+        if settings.REDIS_URL:
+            commands["consumer"] = [python, "manage.py", "ingress_consume"]
+        children = {
+            name: subprocess.Popen(args, env=dict(os.environ))  # noqa: S603  (our own commands)
+            for name, args in commands.items()
+        }
+        stopping = threading.Event()
+
+        def stop(signum: int, frame: Any) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(f"running {', '.join(children)}; Ctrl-C stops everything")
+        if not options["no_demo_events"]:
+            threading.Thread(target=self._demo_events, args=(stopping,), daemon=True).start()
+        try:
+            while not stopping.is_set():
+                for name, child in children.items():
+                    if child.poll() is not None:
+                        self.stderr.write(f"{name} exited with {child.returncode}; stopping")
+                        stopping.set()
+                time.sleep(0.5)
+        finally:
+            for child in children.values():
+                if child.poll() is None:
+                    child.terminate()
+            for child in children.values():
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+    def _demo_events(self, stopping: threading.Event) -> None:
+        # Give the worker and beat a moment to connect before the demo events go out.
+        if stopping.wait(8):
+            return
+        call_command("demo_events", stdout=self.stdout, stderr=self.stderr)
