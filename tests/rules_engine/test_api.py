@@ -282,10 +282,10 @@ def test_entry_points_and_templates_crud(staff, demo):
     created = post_json(
         staff,
         "/api/entry-points/",
-        {"key": "order.created", "context_schema": {"type": "object"}, "critical": False},
+        {"key": "refund.requested", "context_schema": {"type": "object"}, "critical": False},
     )
     assert created.status_code == 201
-    assert staff.get("/api/entry-points/order.created/").json()["version"] == 1
+    assert staff.get("/api/entry-points/refund.requested/").json()["version"] == 1
     bad = post_json(staff, "/api/templates/", {"key": "t1", "format": "html", "body": "{% for %}"})
     assert bad.status_code == 400
     assert bad.json()["error"] == "invalid_template"
