@@ -215,6 +215,10 @@ VERDICT = {
     "EVENT_LEASE_SECONDS": float(os.environ.get("VERDICT_EVENT_LEASE_SECONDS", "60")),
     "EVENT_REPUBLISH_AFTER": float(os.environ.get("VERDICT_EVENT_REPUBLISH_AFTER", "5")),
     "EVENT_MAX_ATTEMPTS": int(os.environ.get("VERDICT_EVENT_MAX_ATTEMPTS", "5")),
+    # Audit rows of decisions that wrote nothing else are inserted in batches shared by
+    # concurrent requests (group commit); each request still answers only after its batch
+    # committed. "false" inserts one row per request in the request's transaction.
+    "AUDIT_GROUP_COMMIT": env_bool("VERDICT_AUDIT_GROUP_COMMIT", True),
     # emit_event chains deeper than this are refused, so rules cannot loop.
     "MAX_EVENT_DEPTH": int(os.environ.get("VERDICT_MAX_EVENT_DEPTH", "5")),
 }

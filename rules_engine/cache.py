@@ -88,6 +88,8 @@ class CompiledRuleset:
     templates: dict[str, CompiledTemplateEntry] = field(default_factory=dict)
     uses_state: bool = False
     validator: Any = None
+    # Whether any action may write rows (updates, deliveries, events, delayed actions).
+    may_write: bool = True
 
 
 def compile_rule_version(rule: Any, *, strict: bool = False) -> CompiledRule:
@@ -199,6 +201,7 @@ def build_ruleset(key: str) -> CompiledRuleset | None:
         rules=compiled,
         templates=templates_for(compiled),
         uses_state=uses_state,
+        may_write=any(a.handler.writes or a.delayed for r in compiled for a in r.actions),
         # Compiled once per generation, so a request pays no schema hashing or lookup.
         validator=get_validator(entry_point.context_schema) if entry_point.context_schema else None,
     )

@@ -20,15 +20,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from rules_engine import cooldowns, metrics, selectors
+from rules_engine import audit, cooldowns, metrics, selectors
 from rules_engine.actions import ActionContext, ActionRuntimeError, PreparedAction, registry
 from rules_engine.actions.base import subject_to_str
 from rules_engine.cache import STATE_VAR, CompiledRule, CompiledRuleset, rulesets, templates_for
@@ -105,6 +107,8 @@ class _Run:
     event: EventRef | None
     subject: str | None = None
     claimed_cooldowns: list[tuple[str, str]] = field(default_factory=list)
+    # Whether an action wrote rows; such decisions keep their audit row in their transaction.
+    wrote: bool = False
 
 
 def execute(
@@ -131,14 +135,25 @@ def execute(
         raise NotFound("unknown_entry_point", f"no active entry point {entry_point!r}")
 
     run = _Run(ruleset, dry_run, None if dry_run else str(uuid.uuid4()), event)
+    in_callers_transaction = transaction.get_connection().in_atomic_block
+    # A rule set none of whose actions can write needs no transaction around the decision:
+    # its only write is the audit row, which group commit batches with other requests' rows.
+    needs_transaction = ruleset.may_write or in_callers_transaction or not _group_enabled()
     try:
-        with transaction.atomic():
+        with transaction.atomic() if needs_transaction else nullcontext():
             # 2.-5. validate, evaluate, dispatch, render
             decision = _decide(run, context, started=started)
 
-            # 6. audit, in the transaction of the actions' writes
-            if not dry_run:
-                _audit(ruleset, decision, context, caller=caller, request_id=request_id)
+            # 6. audit, in the transaction of the actions' writes ...
+            row = None if dry_run else _audit_row(ruleset, decision, context, caller, request_id)
+            group = row is not None and _group_commit(run, in_callers_transaction)
+            if row is not None and not group:
+                row.save(force_insert=True)
+
+        # ... or, for a decision that wrote nothing else, committed together with the audit
+        # rows of concurrent requests (one INSERT per batch); answered only once committed.
+        if row is not None and group:
+            audit.writer.write(row)
     except BaseException:
         # The decision did not happen, so the cooldowns it started must not hold.
         _release_cooldowns(run)
@@ -341,6 +356,7 @@ def _dispatch(
                     action_results.append({**row, **_schedule(run, ctx, action, context)})
                     continue
                 if action.handler.writes and not run.dry_run:
+                    run.wrote = True
                     # A savepoint keeps a failed write from poisoning the decision's transaction.
                     with transaction.atomic():
                         outcome = action.run(ctx)
@@ -369,6 +385,7 @@ def _schedule(
         due_at = now + timedelta(seconds=action.delay_seconds or 0)
     if run.dry_run:
         return {"status": "would_schedule", "due_at": due_at.isoformat()}
+    run.wrote = True
     scheduled = scheduled_action_create(spec=action.spec(), due_at=due_at, data=context, ctx=ctx)
     return {
         "status": "scheduled",
@@ -429,15 +446,22 @@ def _count(ruleset: CompiledRuleset, decision: Decision, seconds: float) -> None
         metrics.rule_errors.labels(ruleset.key, "action").inc(action_failures)
 
 
-def _audit(
+def _group_enabled() -> bool:
+    return bool(settings.VERDICT.get("AUDIT_GROUP_COMMIT", True))
+
+
+def _group_commit(run: _Run, in_callers_transaction: bool) -> bool:
+    return not (run.wrote or in_callers_transaction) and _group_enabled()
+
+
+def _audit_row(
     ruleset: CompiledRuleset,
     decision: Decision,
     context: dict[str, Any],
-    *,
     caller: str,
     request_id: str,
-) -> None:
-    Execution.objects.create(
+) -> Execution:
+    return Execution(
         id=decision.execution_id,
         entry_point_id=ruleset.entry_point_id,
         outcome=decision.outcome,

@@ -55,6 +55,15 @@ def demo_context() -> dict[str, Any]:
     return copy.deepcopy(data["entry_point"]["context_schema"]["examples"][0])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_audit_writer(django_db_setup: Any) -> Any:
+    """Close the audit writer thread's connection before pytest drops the test database."""
+    yield
+    from rules_engine import audit
+
+    audit.writer.close_connection()
+
+
 @pytest.fixture(scope="session")
 def _clean_broker(django_db_setup: Any) -> None:
     """Start the session with an empty test Redis database (no messages from earlier runs)."""

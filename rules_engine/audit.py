@@ -1,0 +1,127 @@
+"""Group commit of audit rows: concurrent decisions share one multi-row INSERT.
+
+A decision that wrote nothing else (the common case: messages, modals, acknowledgements to
+show) does not need a transaction of its own for its audit row. `AuditWriter.write` hands the
+row to one writer thread per process and waits until the batch holding it has committed, so a
+caller still answers only after its audit row is durable ("no decision without its audit
+row"), while the database sees one INSERT per batch instead of one per request. Batches form
+naturally: rows that arrive while a batch commits go into the next one.
+
+Decisions that write (updates, scheduled actions, deliveries, emitted events), and decisions
+made inside a caller's transaction (event processing, tests), keep inserting their audit row
+in their own transaction instead (see `engine.execute`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+
+from django.db import close_old_connections, connection, transaction
+
+from rules_engine.models import Execution
+
+logger = logging.getLogger(__name__)
+
+
+class AuditWriteError(Exception):
+    """The audit row could not be written; the decision must not be reported as made."""
+
+
+@dataclass
+class _Pending:
+    row: Execution | None  # None asks the writer to close its connection
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+
+
+class AuditWriter:
+    """One writer thread per process inserting queued Execution rows in batches."""
+
+    def __init__(self, *, max_batch: int = 500, timeout: float = 30.0) -> None:
+        self.max_batch = max_batch
+        self.timeout = timeout
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self.batches = 0
+        self.rows = 0
+
+    def write(self, row: Execution) -> None:
+        """Queue the row and wait until its batch committed. Raises AuditWriteError."""
+        self._ensure_thread()
+        pending = _Pending(row)
+        self._queue.put(pending)
+        if not pending.done.wait(self.timeout):
+            raise AuditWriteError(f"audit row not committed within {self.timeout} s")
+        if pending.error is not None:
+            raise AuditWriteError(str(pending.error)) from pending.error
+
+    def close_connection(self, timeout: float = 10.0) -> None:
+        """Have the writer thread close its database connection (tests drop the database)."""
+        if self._pid != os.getpid():
+            return
+        pending = _Pending(None)
+        self._queue.put(pending)
+        pending.done.wait(timeout)
+
+    def _ensure_thread(self) -> None:
+        # After a fork (prefork servers) the parent's thread does not exist in the child.
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                threading.Thread(target=self._run, name="verdict-audit", daemon=True).start()
+                self._pid = os.getpid()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [pending for pending in batch if pending.row is not None]
+            if rows:
+                self._commit(rows)
+            for pending in batch:
+                if pending.row is None:
+                    connection.close()
+                    pending.done.set()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            with transaction.atomic():
+                Execution.objects.bulk_create([p.row for p in batch if p.row is not None])
+        except Exception:  # noqa: BLE001  (isolate the bad row; the others must still land)
+            logger.warning("audit batch of %d failed; inserting one by one", len(batch))
+            self._reset_connection()
+            for pending in batch:
+                try:
+                    assert pending.row is not None
+                    pending.row.save(force_insert=True)
+                except Exception as exc:  # noqa: BLE001  (reported to that caller)
+                    pending.error = exc
+                    self._reset_connection()
+        else:
+            self.batches += 1
+            self.rows += len(batch)
+        for pending in batch:
+            pending.done.set()
+
+    @staticmethod
+    def _reset_connection() -> None:
+        # A failed statement may leave the thread's connection unusable; start clean.
+        try:
+            connection.close()
+        except Exception:
+            logger.debug("closing the audit connection failed", exc_info=True)
+        close_old_connections()
+
+
+writer = AuditWriter()

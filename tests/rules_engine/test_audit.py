@@ -1,0 +1,133 @@
+"""Group commit of audit rows and the warm path's queries (real PostgreSQL, committed data)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+
+from rules_engine import audit, engine, services
+from rules_engine.models import EntryPoint, Execution, SubjectState
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def banner(db: Any) -> EntryPoint:
+    """An entry point whose only rule shows a message: decisions that write nothing else."""
+    entry_point = services.entry_point_create(
+        data={"key": "banner", "context_schema": {"type": "object"}}
+    )
+    services.template_create(data={"key": "hi", "format": "text", "body": "Hi {{ name }}"})
+    services.rule_create(
+        data={
+            "name": "Greet",
+            "entry_point": entry_point,
+            "condition": {"!!": [{"var": "name"}]},
+            "actions": [{"type": "display_message", "params": {"template": "hi"}}],
+        }
+    )
+    return entry_point
+
+
+def test_warm_decision_makes_no_query_on_the_request_connection(banner):
+    # given a warm cache
+    engine.execute(entry_point="banner", context={"name": "Ada"})
+    # when the next decision is made
+    with CaptureQueriesContext(connection) as queries:
+        decision = engine.execute(entry_point="banner", context={"name": "Bob"})
+    # then the request itself ran no SQL, and its audit row is committed all the same
+    assert [q["sql"] for q in queries.captured_queries] == []
+    row = Execution.objects.get(pk=str(decision.execution_id))
+    assert (row.outcome, row.effects[0]["message"]["content"]) == ("matched", "Hi Bob")
+
+
+def test_concurrent_decisions_all_have_their_audit_rows(banner):
+    engine.execute(entry_point="banner", context={"name": "warm"})
+    start = threading.Barrier(16)
+
+    def decide(index: int) -> str:
+        try:
+            start.wait()
+            return str(
+                engine.execute(entry_point="banner", context={"name": f"n{index}"}).execution_id
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        ids = list(pool.map(decide, range(16)))
+    assert Execution.objects.filter(pk__in=ids).count() == 16
+
+
+def run_writer(writer: audit.AuditWriter, items: list[Any]) -> None:
+    """Start `writer`'s thread on rows queued beforehand, wait for them, close its connection."""
+    for item in items:
+        writer._queue.put(item)
+    writer._pid = os.getpid()
+    threading.Thread(target=writer._run, daemon=True).start()
+    for item in items:
+        assert item.done.wait(10)
+    writer.close_connection()
+
+
+def test_queued_rows_are_inserted_in_one_batch(banner):
+    # given a writer with ten rows waiting before its thread runs
+    writer = audit.AuditWriter()
+    pending = [audit._Pending(Execution(entry_point=banner, outcome="no_match")) for _ in range(10)]
+    # when the writer thread drains the queue
+    run_writer(writer, pending)
+    # then one INSERT committed all ten
+    assert (writer.batches, writer.rows) == (1, 10)
+    assert Execution.objects.count() == 10
+
+
+def test_a_bad_row_fails_alone(banner):
+    # given a batch where one row points at an entry point that does not exist
+    writer = audit.AuditWriter()
+    good = [audit._Pending(Execution(entry_point=banner, outcome="matched")) for _ in range(3)]
+    bad = audit._Pending(Execution(entry_point_id=999_999, outcome="matched"))
+    run_writer(writer, [good[0], bad, *good[1:]])
+    # then the others landed and only the bad one reports an error
+    assert [item.error for item in good] == [None, None, None]
+    assert bad.error is not None
+    assert Execution.objects.count() == 3
+
+
+def test_decision_that_writes_keeps_its_audit_row_in_its_transaction(demo, demo_context):
+    # given audit inserts fail (a real trigger), outside any test transaction
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no'; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON rules_engine_execution "
+            "FOR EACH ROW EXECUTE FUNCTION refuse();"
+        )
+    try:
+        # when a decision with an update runs
+        with pytest.raises(DatabaseError):
+            engine.execute(entry_point="checkout", context=demo_context)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse ON rules_engine_execution; DROP FUNCTION refuse();")
+    # then the update was rolled back with its audit row
+    assert SubjectState.objects.count() == 0
+
+
+def test_group_committed_audit_failure_is_an_error_not_a_silent_answer(banner):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no'; END $$ "
+            "LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON rules_engine_execution "
+            "FOR EACH ROW EXECUTE FUNCTION refuse();"
+        )
+    try:
+        with pytest.raises(audit.AuditWriteError):
+            engine.execute(entry_point="banner", context={"name": "Ada"})
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER refuse ON rules_engine_execution; DROP FUNCTION refuse();")
