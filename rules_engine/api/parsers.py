@@ -1,14 +1,16 @@
-"""A JSON parser that refuses oversized, over-deep and non-standard bodies before any work."""
+"""Fast, strict JSON in and out: a parser that refuses oversized, over-deep and non-standard
+bodies before any work, and an orjson renderer."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
+from rest_framework.renderers import BaseRenderer
 
 
 class RequestTooLarge(APIException):
@@ -17,11 +19,6 @@ class RequestTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body too large."
     default_code = "request_too_large"
-
-
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON; Python's parser would accept them otherwise.
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def json_depth_exceeds(value: Any, limit: int) -> bool:
@@ -59,14 +56,27 @@ class SafeJSONParser(JSONParser):
         if len(raw) > limit:
             raise RequestTooLarge(f"Request body is larger than {limit} bytes.")
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except UnicodeDecodeError as exc:
-            raise ParseError("Request body is not UTF-8.") from exc
-        except RecursionError as exc:
-            raise ParseError("JSON nested too deep.") from exc
-        except ValueError as exc:
+            # orjson: strict JSON (no NaN/Infinity), UTF-8 checked, several times faster.
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON: {exc}") from exc
         max_depth = int(settings.VERDICT["MAX_JSON_DEPTH"])
         if json_depth_exceeds(data, max_depth):
             raise ParseError(f"JSON nested deeper than {max_depth} levels.")
         return data
+
+
+class ORJSONRenderer(BaseRenderer):
+    """JSON responses with orjson (UUIDs and datetimes native, other types as strings)."""
+
+    media_type = "application/json"
+    format = "json"
+    charset = None
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
+        """Serialise the response body. Raises nothing for JSON-like data."""
+        if data is None:
+            return b""
+        return orjson.dumps(data, default=str)

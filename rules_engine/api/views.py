@@ -10,6 +10,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
@@ -17,7 +18,7 @@ from rest_framework.views import APIView
 
 from rules_engine import engine, selectors, services
 from rules_engine.api import serializers as s
-from rules_engine.api.parsers import SafeJSONParser
+from rules_engine.api.parsers import ORJSONRenderer, SafeJSONParser
 from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule
 
 KEY_REGEX = r"[a-z0-9][a-z0-9_.\-]{0,99}"
@@ -67,6 +68,7 @@ class ExecuteView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     parser_classes = [SafeJSONParser]
+    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
 
     def post(self, request: Request) -> Response:
         """Validate the body, run the engine, return the decision (400/404 on bad input)."""
@@ -88,6 +90,7 @@ class AcknowledgementView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     parser_classes = [SafeJSONParser]
+    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
 
     def post(self, request: Request) -> Response:
         """Record the acknowledgement (201, or 200 when it was already recorded)."""
@@ -108,6 +111,7 @@ class PreferenceView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     parser_classes = [SafeJSONParser]
+    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
 
     def post(self, request: Request) -> Response:
         """Store the answer (200 with the stored value)."""
