@@ -11,7 +11,15 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: install run test lint format services clean bench bench-scheduling bench-events
+# `make serve`: the production configuration on this machine's PostgreSQL and Redis.
+SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict
+SERVE_REDIS_URL ?= redis://127.0.0.1:6379/0
+WEB_WORKERS ?= 2
+WEB_THREADS ?= 4
+WORKER_CONCURRENCY ?= 2
+SERVE_ENV = DATABASE_URL="$(SERVE_DATABASE_URL)" REDIS_URL="$(SERVE_REDIS_URL)" DJANGO_DEBUG=false
+
+.PHONY: install run serve test lint format services clean bench bench-scheduling bench-events
 
 install: $(STAMP)
 
@@ -29,9 +37,16 @@ run: install
 	$(PY) manage.py demo_admin
 	$(PY) manage.py run_all --addr 127.0.0.1:8000
 
+serve: install
+	@scripts/ensure_services.sh "$(SERVE_DATABASE_URL)" "$(SERVE_REDIS_URL)"
+	$(SERVE_ENV) $(PY) manage.py migrate --noinput
+	$(SERVE_ENV) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(SERVE_ENV) $(PY) manage.py run_all --production --no-demo-events --addr 127.0.0.1:8000 \
+		--web-workers $(WEB_WORKERS) --web-threads $(WEB_THREADS) \
+		--worker-concurrency $(WORKER_CONCURRENCY)
+
 services:
 	@scripts/ensure_services.sh "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
-	@scripts/ensure_services.sh "$(BENCH_DATABASE_URL)" "$(BENCH_REDIS_URL)" >/dev/null
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -47,14 +62,16 @@ test: install services lint
 		$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: install
-	$(PY) bench/jsonlogic_bench.py
+	$(PY) bench/jsonlogic_bench.py $(BENCH_ARGS)
 
 # Delayed-action drift vs plain Celery ETA tasks (needs the local PostgreSQL and Redis).
-bench-scheduling: install services
+bench-scheduling: install
+	@scripts/ensure_services.sh "$(BENCH_DATABASE_URL)" "$(BENCH_REDIS_URL)"
 	DATABASE_URL="$(BENCH_DATABASE_URL)" REDIS_URL="$(BENCH_REDIS_URL)" $(PY) bench/scheduling_drift.py $(BENCH_ARGS)
 
 # Accepted-to-decided latency of events over REST and Redis Streams.
-bench-events: install services
+bench-events: install
+	@scripts/ensure_services.sh "$(BENCH_DATABASE_URL)" "$(BENCH_REDIS_URL)"
 	DATABASE_URL="$(BENCH_DATABASE_URL)" REDIS_URL="$(BENCH_REDIS_URL)" $(PY) bench/event_latency.py $(BENCH_ARGS)
 
 clean:

@@ -24,15 +24,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
         parser.add_argument("--no-demo-events", action="store_true")
+        parser.add_argument(
+            "--production",
+            action="store_true",
+            help="granian WSGI server (static files served by it) instead of runserver",
+        )
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--web-threads", type=int, default=4)
+        parser.add_argument("--worker-concurrency", type=int, default=2)
 
     def handle(self, *args: Any, **options: Any) -> None:
         python = sys.executable
         # The embedded database allows one writer at a time, so the worker runs one task at a
         # time there; with PostgreSQL it uses the default prefork pool.
         embedded = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
-        pool = ["--pool=solo"] if embedded else ["--concurrency=2"]
+        pool = ["--pool=solo"] if embedded else [f"--concurrency={options['worker_concurrency']}"]
         commands = {
-            "web": [python, "manage.py", "runserver", options["addr"], "--noreload"],
+            "web": self._web(python, options),
             "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", *pool],
             "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"],
         }
@@ -68,6 +76,34 @@ class Command(BaseCommand):
                     child.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+    @staticmethod
+    def _web(python: str, options: dict[str, Any]) -> list[str]:
+        if not options["production"]:
+            return [python, "manage.py", "runserver", options["addr"], "--noreload"]
+        host, _, port = options["addr"].rpartition(":")
+        # Threads per worker overlap database and Redis waits; workers use the cores.
+        return [
+            python,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "config.wsgi:application",
+            "--host",
+            host,
+            "--port",
+            port,
+            "--workers",
+            str(options["web_workers"]),
+            "--blocking-threads",
+            str(options["web_threads"]),
+            "--static-path-route",
+            "/static",
+            "--static-path-mount",
+            str(settings.STATIC_ROOT),
+            "--no-ws",
+        ]
 
     def _demo_events(self, stopping: threading.Event) -> None:
         # Give the worker and beat a moment to connect before the demo events go out.
