@@ -219,6 +219,24 @@ VERDICT = {
     # concurrent requests (group commit); each request still answers only after its batch
     # committed. "false" inserts one row per request in the request's transaction.
     "AUDIT_GROUP_COMMIT": env_bool("VERDICT_AUDIT_GROUP_COMMIT", True),
+    # Egress: retries back off with full jitter from BASE doubling up to CAP seconds; a due
+    # delivery whose task has not come within REPUBLISH_AFTER s is published again by the
+    # periodic scan; a worker holds a delivery it sends for LEASE_SECONDS (at least 4 x the
+    # destination's timeout + 5 s).
+    "EGRESS_BACKOFF_BASE_SECONDS": float(
+        os.environ.get("VERDICT_EGRESS_BACKOFF_BASE_SECONDS", "1")
+    ),
+    "EGRESS_BACKOFF_CAP_SECONDS": float(
+        os.environ.get("VERDICT_EGRESS_BACKOFF_CAP_SECONDS", "300")
+    ),
+    "EGRESS_REPUBLISH_AFTER": float(os.environ.get("VERDICT_EGRESS_REPUBLISH_AFTER", "10")),
+    "EGRESS_LEASE_SECONDS": float(os.environ.get("VERDICT_EGRESS_LEASE_SECONDS", "60")),
+    "EGRESS_SCAN_BATCH": int(os.environ.get("VERDICT_EGRESS_SCAN_BATCH", "500")),
+    "EGRESS_MAX_PAYLOAD_BYTES": int(os.environ.get("VERDICT_EGRESS_MAX_PAYLOAD_BYTES", "262144")),
+    "EGRESS_STREAM_MAXLEN": int(os.environ.get("VERDICT_EGRESS_STREAM_MAXLEN", "0")),
+    "EGRESS_STREAM_DEDUPE_SECONDS": int(
+        os.environ.get("VERDICT_EGRESS_STREAM_DEDUPE_SECONDS", "604800")
+    ),
     # emit_event chains deeper than this are refused, so rules cannot loop.
     "MAX_EVENT_DEPTH": int(os.environ.get("VERDICT_MAX_EVENT_DEPTH", "5")),
 }

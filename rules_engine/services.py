@@ -108,6 +108,7 @@ def rule_compile(
         for index, spec in enumerate(actions):
             try:
                 action = registry.prepare(spec, f"$.actions[{index}]")
+                action.handler.check_references(action.params, f"$.actions[{index}].params")
             except ActionSpecError as exc:
                 errors.append({"path": exc.path, "message": exc.message})
                 continue

@@ -4,9 +4,11 @@ from rules_engine.actions import (  # noqa: F401  (importing registers the handl
     display_message,
     display_modal,
     emit_event,
+    publish,
     update,
     user_acknowledge,
     user_preference,
+    webhook,
 )
 from rules_engine.actions.base import (
     ActionContext,

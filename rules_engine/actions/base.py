@@ -122,6 +122,13 @@ class ActionHandler:
         """Compile expressions in the params. Raises ActionSpecError naming the bad node."""
         return {}
 
+    def check_references(self, params: Mapping[str, Any], path: str) -> None:
+        """Check what the params name outside the rule (destinations...) when it is saved.
+
+        Raises ActionSpecError. Only saving a rule calls it: when stored rules are recompiled a
+        reference that has gone away fails this one action at run time, not the whole rule.
+        """
+
     def prepare(self, params: Any, path: str) -> PreparedAction:
         """Validate params against the schema and compile them. Raises ActionSpecError."""
         validator = type(self)._validator
