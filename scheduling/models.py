@@ -15,6 +15,10 @@ class ScheduledAction(models.Model):
     from pending/enqueued. `lease_until` bounds how long a row may stay enqueued or running
     before recovery makes it pending again. `spec` is the action spec without its delay and
     `data` the evaluation data it runs against.
+
+    `claim_token` names the one task delivery that moved the row to running: only that
+    delivery may mark it done or failed. `started_at` is set when the row is claimed and, once
+    the action finished, is the instant its handler was called.
     """
 
     class Status(models.TextChoices):
@@ -56,6 +60,7 @@ class ScheduledAction(models.Model):
     due_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)

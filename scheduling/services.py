@@ -1,23 +1,80 @@
-"""Writes of scheduling: create delayed actions (more services follow in this module)."""
+"""Writes of scheduling: delayed actions from creation to exactly one run.
+
+    created   pending in PostgreSQL (or enqueued and published at commit when due within the
+              horizon); PostgreSQL is the truth, Celery only ever holds seconds of work
+    sweep     pending rows due within the horizon are claimed with FOR UPDATE SKIP LOCKED,
+              marked enqueued and published, grouped in slices of a few milliseconds of due
+              time, one Celery message per slice with ETA = the slice's last due time
+    run       a worker claims a slice's rows that are still enqueued in one conditional UPDATE
+              (enqueued -> running, a fresh claim token); each row's action then runs in one
+              transaction with the row's done mark, which only the claim token's holder can
+              write; a cancelled row or a duplicate message claims nothing and runs nothing
+    recover   rows enqueued too long past their due time (message lost) or running past their
+              lease (worker died, so its transaction rolled back) become pending again
+    cancel    pending/enqueued rows become cancelled in one UPDATE; a worker can no longer
+              claim them, whatever messages are still in flight
+
+The knobs are in `scheduling.conf`.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
+from datetime import datetime, timedelta
 from typing import Any
 
-from rules_engine.actions import ActionContext
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ingress.services import event_settle
+from rules_engine import engine
+from rules_engine.actions import ActionContext, registry
+from scheduling.conf import setting
 from scheduling.models import ScheduledAction
+
+logger = logging.getLogger(__name__)
+
+Status = ScheduledAction.Status
+Due = tuple[uuid.UUID, datetime]
+
+
+def _seconds(name: str) -> timedelta:
+    return timedelta(seconds=setting(name))
+
+
+def _enqueued_lease(now: datetime) -> datetime:
+    """Until when a row enqueued `now` may wait for its message.
+
+    Rows enqueued now are due by `now + horizon` at the latest, so this is at least
+    SCHEDULE_REPUBLISH_AFTER past each one's due time, and one value serves the whole batch.
+    """
+    return now + _seconds("SCHEDULE_HORIZON_SECONDS") + _seconds("SCHEDULE_REPUBLISH_AFTER")
 
 
 def scheduled_action_create(
-    *, spec: dict[str, Any], due_at: datetime, data: dict[str, Any], ctx: ActionContext
+    *,
+    spec: dict[str, Any],
+    due_at: datetime,
+    data: dict[str, Any],
+    ctx: ActionContext,
+    now: datetime | None = None,
 ) -> ScheduledAction:
-    """Store a delayed action as a pending row; call inside the decision's transaction.
+    """Store a delayed action; call inside the decision's transaction.
 
-    The row is the durable truth: the sweeper publishes it to Celery shortly before `due_at`.
-    Writes one ScheduledAction row.
+    A row due later than the horizon is stored pending and the sweeper publishes it shortly
+    before `due_at`. A row due sooner is stored enqueued and published right after the
+    decision commits (a failed publish makes it pending again for the sweeper). Writes one
+    ScheduledAction row.
     """
-    return ScheduledAction.objects.create(
+    now = now or timezone.now()
+    soon = due_at <= now + _seconds("SCHEDULE_HORIZON_SECONDS")
+    row = ScheduledAction.objects.create(
         event_id=ctx.event_id,
         execution_id=ctx.execution_id,
         entry_point_key=ctx.entry_point_key,
@@ -31,4 +88,278 @@ def scheduled_action_create(
         subject=ctx.subject or "",
         event_depth=ctx.event_depth,
         due_at=due_at,
+        status=Status.ENQUEUED if soon else Status.PENDING,
+        enqueued_at=now if soon else None,
+        lease_until=_enqueued_lease(now) if soon else None,
     )
+    if soon:
+        # Published only once the row is committed: a message must never name a row that a
+        # rolled-back decision did not keep.
+        transaction.on_commit(lambda: scheduled_actions_publish(rows=[(row.pk, due_at)]))
+    return row
+
+
+def slice_rows(
+    rows: Iterable[Due], *, width: timedelta, most: int
+) -> list[tuple[list[uuid.UUID], datetime]]:
+    """Group (id, due_at) pairs into slices: one Celery message each, due at its last row.
+
+    A slice spans at most `width` of due time and holds at most `most` rows, so the first
+    row of a slice starts at most `width` late and no row starts early. Writes nothing.
+    """
+    slices: list[tuple[list[uuid.UUID], datetime]] = []
+    ids: list[uuid.UUID] = []
+    first = last = None
+    for pk, due_at in sorted(rows, key=lambda row: row[1]):
+        full = len(ids) >= most or (first is not None and due_at - first > width)
+        if ids and full and last is not None:
+            slices.append((ids, last))
+            ids = []
+        if not ids:
+            first = due_at
+        ids.append(pk)
+        last = due_at
+    if ids and last is not None:
+        slices.append((ids, last))
+    return slices
+
+
+def scheduled_actions_publish(*, rows: Sequence[Due]) -> int:
+    """Send enqueued rows to Celery, one message per slice with ETA = its last due time.
+
+    Returns how many rows were published. Rows whose message could not be sent (broker down)
+    go back to pending so the next sweep tries again; a message that did reach the broker
+    despite the error only makes a duplicate, which the worker's conditional claim ignores.
+    Writes ScheduledAction rows only on failure.
+    """
+    from scheduling.tasks import run_scheduled_actions
+
+    slices = slice_rows(
+        rows,
+        width=timedelta(milliseconds=setting("SCHEDULE_SLICE_MS")),
+        most=max(1, int(setting("SCHEDULE_SLICE_MAX"))),
+    )
+    sent = 0
+    try:
+        with run_scheduled_actions.app.producer_or_acquire() as producer:
+            for ids, eta in slices:
+                run_scheduled_actions.apply_async(
+                    args=[[str(pk) for pk in ids], eta.timestamp()], eta=eta, producer=producer
+                )
+                sent += 1
+    except Exception:  # noqa: BLE001  (any broker failure: the rows wait for the next sweep)
+        unsent = [pk for ids, _ in slices[sent:] for pk in ids]
+        logger.warning("could not publish %s scheduled actions; sweeping again", len(unsent))
+        ScheduledAction.objects.filter(pk__in=unsent, status=Status.ENQUEUED).update(
+            status=Status.PENDING, enqueued_at=None, lease_until=None
+        )
+        return len(rows) - len(unsent)
+    return len(rows)
+
+
+@transaction.atomic
+def _claim_pending(*, now: datetime, limit: int) -> list[Due]:
+    """Mark up to `limit` pending rows due within the horizon enqueued; returns them.
+
+    SKIP LOCKED lets concurrent sweepers take disjoint rows without waiting on each other.
+    """
+    horizon = now + _seconds("SCHEDULE_HORIZON_SECONDS")
+    due = list(
+        ScheduledAction.objects.select_for_update(skip_locked=True)
+        .filter(status=Status.PENDING, due_at__lte=horizon)
+        .order_by("due_at")
+        .values_list("pk", "due_at")[:limit]
+    )
+    if due:
+        ScheduledAction.objects.filter(pk__in=[pk for pk, _ in due], status=Status.PENDING).update(
+            status=Status.ENQUEUED, enqueued_at=now, lease_until=_enqueued_lease(now)
+        )
+    return due
+
+
+def scheduled_actions_sweep(*, now: datetime | None = None) -> int:
+    """Publish every pending row due within the horizon; returns how many were published.
+
+    Claims batches of SCHEDULE_BATCH rows (each committed before it is published, so a
+    message always names a committed enqueued row) until none is left. Safe to run in several
+    processes at once. Writes ScheduledAction rows.
+    """
+    limit = max(1, int(setting("SCHEDULE_BATCH")))
+    published = 0
+    while True:
+        due = _claim_pending(now=now or timezone.now(), limit=limit)
+        if due:
+            published += scheduled_actions_publish(rows=due)
+        if len(due) < limit:
+            return published
+
+
+def _run_locked(row: ScheduledAction) -> None:
+    """Run one claimed, locked row's action and set its outcome on the instance.
+
+    The action runs in a savepoint, so a failing action's partial writes are undone alone.
+    """
+    handler = registry.get(str(row.spec.get("type"))) if isinstance(row.spec, dict) else None
+    # Only actions that write need a savepoint (two more statements per action).
+    savepoint = handler is None or handler.writes
+    row.started_at = timezone.now()
+    try:
+        with transaction.atomic() if savepoint else nullcontext():
+            row.result = engine.run_delayed_action(scheduled=row)
+        row.status, row.error = Status.DONE, ""
+    except (OperationalError, InterfaceError):
+        # The database went away: nothing of the slice commits, and its rows stay running
+        # until recovery runs them again after their lease.
+        raise
+    except DatabaseError:
+        if not savepoint:
+            # Without a savepoint the slice's transaction is unusable: it rolls back whole
+            # and recovery runs its rows again.
+            raise
+        logger.warning("scheduled action %s failed", row.pk, exc_info=True)
+        row.status, row.result, row.error = Status.FAILED, {}, "database error in the action"
+    except Exception as exc:  # noqa: BLE001  (recorded on the row, like a decision's action)
+        # An error from the action itself is deterministic (same spec, same data), so running
+        # it again would fail again: the row fails now, with the reason.
+        logger.warning("scheduled action %s failed: %s", row.pk, exc)
+        row.status, row.result, row.error = Status.FAILED, {}, f"{type(exc).__name__}: {exc}"[:2000]
+    row.finished_at = timezone.now()
+    row.lease_until = None
+
+
+def scheduled_actions_run(
+    *, ids: Sequence[str], now: datetime | None = None
+) -> list[ScheduledAction]:
+    """Run the given actions that are still enqueued and due; returns the rows it ran.
+
+    The claim moves enqueued rows due by `now` to running in one conditional UPDATE under a
+    fresh claim token (committed at once, so the attempt counts even if the worker dies);
+    rows that were cancelled, already claimed (a duplicate message) or not yet due are left
+    alone. Then one transaction locks the rows still held by this claim, runs their actions
+    in due order (each in a savepoint), writes their done or failed marks and settles their
+    events: every action's writes commit together with its done mark. Raises
+    OperationalError/InterfaceError when the database fails (nothing commits; recovery runs
+    the rows again after SCHEDULE_LEASE_SECONDS). Writes ScheduledAction rows, whatever the
+    actions write, and Event rows (settled).
+    """
+    now = now or timezone.now()
+    token = uuid.uuid4()
+    claimed = ScheduledAction.objects.filter(
+        pk__in=list(ids), status=Status.ENQUEUED, due_at__lte=now
+    ).update(
+        status=Status.RUNNING,
+        claim_token=token,
+        started_at=now,
+        lease_until=now + _seconds("SCHEDULE_LEASE_SECONDS"),
+        attempts=F("attempts") + 1,
+    )
+    if not claimed:
+        return []
+    # One transaction per slice, not per row: a commit waits for a WAL flush, and one flush
+    # per action would cap a worker at a few hundred actions a second.
+    with transaction.atomic():
+        # Holding the row locks until commit keeps recovery (which skips locked rows) away
+        # from rows whose actions are running; a row recovered between the claim and this
+        # lock no longer carries our token and is not run.
+        rows = list(
+            ScheduledAction.objects.select_for_update()
+            .filter(pk__in=list(ids), status=Status.RUNNING, claim_token=token)
+            .order_by("due_at")
+        )
+        for row in rows:
+            _run_locked(row)
+        _write_outcomes(rows)
+        _settle(row.event_id for row in rows)
+    return rows
+
+
+def _write_outcomes(rows: Sequence[ScheduledAction]) -> None:
+    """Store the rows' done/failed marks: one statement on PostgreSQL, one per row elsewhere.
+
+    (`bulk_update` builds a CASE per field and row, which costs more than the actions.)
+    """
+    if connection.vendor != "postgresql":
+        for row in rows:
+            ScheduledAction.objects.filter(pk=row.pk).update(
+                status=row.status,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+                lease_until=None,
+                result=row.result,
+                error=row.error,
+            )
+        return
+    values = ", ".join(
+        ["(%s::uuid, %s, %s::timestamptz, %s::timestamptz, %s::jsonb, %s)"] * len(rows)
+    )
+    params: list[Any] = []
+    for row in rows:
+        result = json.dumps(row.result, cls=DjangoJSONEncoder)
+        params += [row.pk, row.status, row.started_at, row.finished_at, result, row.error]
+    table = ScheduledAction._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS s SET status = v.status, started_at = v.started_at, "  # noqa: S608
+            "finished_at = v.finished_at, lease_until = NULL, result = v.result, error = v.error "
+            f"FROM (VALUES {values}) AS v (id, status, started_at, finished_at, result, error) "
+            "WHERE s.id = v.id",
+            params,
+        )
+
+
+def _settle(event_ids: Iterable[Any]) -> None:
+    for event_id in dict.fromkeys(pk for pk in event_ids if pk is not None):
+        event_settle(event_id=str(event_id))
+
+
+def scheduled_actions_recover(*, now: datetime | None = None) -> int:
+    """Make rows whose message or worker was lost pending again; returns how many it touched.
+
+    Enqueued rows past their lease (their message never ran) and running rows past their lease
+    (their worker died, so the action's transaction rolled back) become pending, and the
+    sweeper publishes them again. A running row that has been claimed SCHEDULE_MAX_ATTEMPTS
+    times fails instead (an action that keeps killing its worker). Rows locked by someone else
+    (their actions are running right now) are skipped. Writes ScheduledAction rows and settles
+    the events of failed ones.
+    """
+    now = now or timezone.now()
+    limit = max(1, int(setting("SCHEDULE_BATCH")))
+    most = int(setting("SCHEDULE_MAX_ATTEMPTS"))
+    with transaction.atomic():
+        stale = list(
+            ScheduledAction.objects.select_for_update(skip_locked=True)
+            .filter(status__in=[Status.ENQUEUED, Status.RUNNING], lease_until__lt=now)
+            .values_list("pk", "status", "attempts", "event_id")[:limit]
+        )
+        give_up = [row for row in stale if row[1] == Status.RUNNING and row[2] >= most]
+        again = [row[0] for row in stale if row not in give_up]
+        ScheduledAction.objects.filter(pk__in=again).update(
+            status=Status.PENDING, enqueued_at=None, lease_until=None, claim_token=None
+        )
+        ScheduledAction.objects.filter(pk__in=[row[0] for row in give_up]).update(
+            status=Status.FAILED,
+            finished_at=now,
+            lease_until=None,
+            error=f"gave up after {most} attempts: the worker was lost each time",
+        )
+    if stale:
+        logger.warning("recovered %s scheduled actions (%s failed)", len(stale), len(give_up))
+    _settle(row[3] for row in give_up)
+    return len(stale)
+
+
+def scheduled_actions_cancel(*, ids: Sequence[Any], now: datetime | None = None) -> int:
+    """Cancel the given rows that are pending or enqueued, in one UPDATE; returns how many.
+
+    Running and finished rows are left as they are. Once this returns no cancelled row starts
+    (a worker starts a row only by claiming it from enqueued). Writes ScheduledAction rows and
+    settles their events.
+    """
+    now = now or timezone.now()
+    targets = ScheduledAction.objects.filter(
+        pk__in=list(ids), status__in=ScheduledAction.CANCELLABLE
+    )
+    event_ids = set(targets.exclude(event=None).values_list("event_id", flat=True))
+    cancelled = targets.update(status=Status.CANCELLED, finished_at=now, lease_until=None)
+    _settle(event_ids)
+    return cancelled
