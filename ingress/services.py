@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from ingress.models import Event, PendingCancellation
@@ -197,13 +197,24 @@ def event_process(*, event_id: str) -> Event | None:
 
 def event_settle(*, event_id: str) -> None:
     """Complete a waiting event once none of its delayed actions is still open."""
+    events_settle(event_ids=[event_id])
+
+
+def events_settle(*, event_ids: list[Any]) -> int:
+    """Complete the waiting events none of whose delayed actions is still open (one UPDATE).
+
+    Returns how many were completed. Writes Event rows.
+    """
+    if not event_ids:
+        return 0
+    now = timezone.now()
     open_actions = ScheduledAction.objects.filter(
-        event_id=event_id, status__in=list(ScheduledAction.OPEN_STATUSES)
+        event_id=OuterRef("pk"), status__in=list(ScheduledAction.OPEN_STATUSES)
     )
-    if open_actions.exists():
-        return
-    Event.objects.filter(pk=event_id, status=Event.Status.WAITING).update(
-        status=Event.Status.COMPLETED, finished_at=timezone.now(), updated_at=timezone.now()
+    return (
+        Event.objects.filter(pk__in=event_ids, status=Event.Status.WAITING)
+        .exclude(Exists(open_actions))
+        .update(status=Event.Status.COMPLETED, finished_at=now, updated_at=now)
     )
 
 

@@ -19,10 +19,11 @@ The knobs are in `scheduling.conf`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,9 +33,10 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 from django.db.models import F
 from django.utils import timezone
 
-from ingress.services import event_settle
+from ingress.services import events_settle
 from rules_engine import engine
 from rules_engine.actions import ActionContext, registry
+from rules_engine.cache import rulesets
 from scheduling.conf import setting
 from scheduling.models import ScheduledAction
 
@@ -194,7 +196,7 @@ def scheduled_actions_sweep(*, now: datetime | None = None) -> int:
             return published
 
 
-def _run_locked(row: ScheduledAction) -> None:
+def _run_locked(row: ScheduledAction, ruleset_for: Callable[[str], Any]) -> None:
     """Run one claimed, locked row's action and set its outcome on the instance.
 
     The action runs in a savepoint, so a failing action's partial writes are undone alone.
@@ -205,7 +207,7 @@ def _run_locked(row: ScheduledAction) -> None:
     row.started_at = timezone.now()
     try:
         with transaction.atomic() if savepoint else nullcontext():
-            row.result = engine.run_delayed_action(scheduled=row)
+            row.result = engine.run_delayed_action(scheduled=row, ruleset_for=ruleset_for)
         row.status, row.error = Status.DONE, ""
     except (OperationalError, InterfaceError):
         # The database went away: nothing of the slice commits, and its rows stay running
@@ -266,8 +268,10 @@ def scheduled_actions_run(
             .filter(pk__in=list(ids), status=Status.RUNNING, claim_token=token)
             .order_by("due_at")
         )
+        # One ruleset lookup (and generation check) per entry point per slice.
+        ruleset_for = functools.cache(rulesets.get)
         for row in rows:
-            _run_locked(row)
+            _run_locked(row, ruleset_for)
         _write_outcomes(rows)
         _settle(row.event_id for row in rows)
     return rows
@@ -308,8 +312,7 @@ def _write_outcomes(rows: Sequence[ScheduledAction]) -> None:
 
 
 def _settle(event_ids: Iterable[Any]) -> None:
-    for event_id in dict.fromkeys(pk for pk in event_ids if pk is not None):
-        event_settle(event_id=str(event_id))
+    events_settle(event_ids=[pk for pk in dict.fromkeys(event_ids) if pk is not None])
 
 
 def scheduled_actions_recover(*, now: datetime | None = None) -> int:
