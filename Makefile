@@ -8,8 +8,11 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 # The suite's services: the local PostgreSQL and Redis (overridable).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
-BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict_bench
-BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
+# Each benchmark has its own database and Redis database, so two can run side by side.
+SCHED_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict_bench_sched
+SCHED_BENCH_REDIS_URL ?= redis://127.0.0.1:6379/13
+EVENTS_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict_bench_events
+EVENTS_BENCH_REDIS_URL ?= redis://127.0.0.1:6379/12
 
 # `make serve`: the production configuration on this machine's PostgreSQL and Redis.
 SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict
@@ -66,13 +69,15 @@ bench: install
 
 # Delayed-action drift vs plain Celery ETA tasks (needs the local PostgreSQL and Redis).
 bench-scheduling: install
-	@scripts/ensure_services.sh "$(BENCH_DATABASE_URL)" "$(BENCH_REDIS_URL)"
-	DATABASE_URL="$(BENCH_DATABASE_URL)" REDIS_URL="$(BENCH_REDIS_URL)" $(PY) bench/scheduling_drift.py $(BENCH_ARGS)
+	@scripts/ensure_services.sh "$(SCHED_BENCH_DATABASE_URL)" "$(SCHED_BENCH_REDIS_URL)"
+	DATABASE_URL="$(SCHED_BENCH_DATABASE_URL)" REDIS_URL="$(SCHED_BENCH_REDIS_URL)" \
+		$(PY) bench/scheduling_drift.py $(BENCH_ARGS)
 
 # Accepted-to-decided latency of events over REST and Redis Streams.
 bench-events: install
-	@scripts/ensure_services.sh "$(BENCH_DATABASE_URL)" "$(BENCH_REDIS_URL)"
-	DATABASE_URL="$(BENCH_DATABASE_URL)" REDIS_URL="$(BENCH_REDIS_URL)" $(PY) bench/event_latency.py $(BENCH_ARGS)
+	@scripts/ensure_services.sh "$(EVENTS_BENCH_DATABASE_URL)" "$(EVENTS_BENCH_REDIS_URL)"
+	DATABASE_URL="$(EVENTS_BENCH_DATABASE_URL)" REDIS_URL="$(EVENTS_BENCH_REDIS_URL)" \
+		$(PY) bench/event_latency.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -241,6 +241,11 @@ VERDICT = {
     "MAX_EVENT_DEPTH": int(os.environ.get("VERDICT_MAX_EVENT_DEPTH", "5")),
 }
 
+# Scheduling knobs (defaults and meanings in scheduling/conf.py) as VERDICT_SCHEDULE_<NAME>.
+for _name, _value in os.environ.items():
+    if _name.startswith("VERDICT_SCHEDULE_"):
+        VERDICT[_name.removeprefix("VERDICT_")] = float(_value)
+
 # Modules imported at startup to register custom functions or action handlers (comma list).
 VERDICT_PLUGINS = env_list("VERDICT_PLUGINS", "")
 

@@ -82,7 +82,8 @@ def celery_worker(django_db_setup: Any, _clean_broker: None) -> Any:
     """
     from tests.support.processes import celery_worker as make_worker
 
-    worker = make_worker().start()
+    # The test plugins (a sleeping JSONLogic function) let tests kill a worker mid-action.
+    worker = make_worker(VERDICT_PLUGINS="tests.support.plugins").start()
     yield worker
     worker.stop()
 
