@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from egress.models import Delivery
+from egress.services import destination_create
 from ingress import services as ingress_services
 from ingress.models import Event
 from rules_engine import services as rule_services
@@ -18,6 +20,7 @@ from scheduling.models import ScheduledAction
 from scheduling.tasks import run_scheduled_actions
 from tests.scheduling.conftest import RULE_ID, celery_worker_with_plugins, count_of, count_spec
 from tests.support.processes import ManagedProcess, manage, wait_for
+from tests.support.webhooks import Receiver
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -150,6 +153,32 @@ def test_an_action_whose_worker_is_killed_mid_action_completes_exactly_once(live
     )
     assert (done.attempts, count_of("u1")) == (2, 1)
     assert wait_for(lambda: Event.objects.get(pk=event.pk).status == "completed")
+
+
+def test_killed_mid_action_its_webhook_is_written_and_delivered_once(live_worker):
+    # given a delayed slow update and a delayed webhook to a local receiver, due together
+    receiver = Receiver().start()
+    try:
+        destination_create(data={"name": "crm", "url": receiver.url(), "timeout_seconds": 2})
+        later = {"delay_seconds": 1}
+        webhook = {"type": "webhook", "params": {"destination": "crm"}, **later}
+        later_rule({**count_spec(sleep_ms=3000), **later}, webhook)
+        event = accept("e1")
+        wait_for(lambda: ScheduledAction.objects.filter(event=event, status="running").exists())
+        # when the worker is killed with SIGKILL mid-action and recovery runs them again
+        live_worker.kill()
+        assert Delivery.objects.count() == 0
+        live_worker.start()
+        lease_over = timezone.now() + timedelta(seconds=61)
+        assert services.scheduled_actions_recover(now=lease_over) == 2
+        assert services.scheduled_actions_sweep() == 2
+        # then the update counted once, one delivery was written and the receiver got one POST
+        wait_for(lambda: Event.objects.get(pk=event.pk).status == "completed", timeout=30)
+        delivery = wait_for(lambda: Delivery.objects.filter(status="delivered").first())
+        assert (count_of("u1"), Delivery.objects.count()) == (1, 1)
+        assert [r.headers["idempotency-key"] for r in receiver.requests] == [str(delivery.pk)]
+    finally:
+        receiver.stop()
 
 
 def test_two_sweepers_and_three_worker_processes_run_every_action_exactly_once(
