@@ -8,6 +8,17 @@ Rules are compiled once into nested closures (:func:`compile`) and then evaluate
                                    {"in": [{"var": "country"}, ["DE", "FR"]]}]})
     adult_in_eu({"user": {"age": 30}, "country": "DE"})  # True
 
+A whole entry point's rules compile into one evaluator (:func:`compile_ruleset`, see
+:mod:`.ruleset`): one result per rule, each equal to ``compile(rule)(data)``, computed by
+generated Python that looks every ``var`` path up once per context, shares equal subtrees
+between rules and skips, through an index, rules whose leading ``==``/``===``/``in`` test on a
+variable cannot pass::
+
+    ruleset = compile_ruleset(rules)
+    ruleset(context)                             # [value, ...]; raises like the first failing rule
+    ruleset.evaluate(context, errors="collect")  # a RuleError in place of each failing rule
+    ruleset.reads                                # the context paths the rules read
+
 Semantics follow json-logic-js 2.x (the reference implementation behind jsonlogic.com),
 including JavaScript coercions. Policies worth knowing:
 
@@ -30,6 +41,7 @@ from __future__ import annotations
 
 from .compiler import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, Compiled, apply, compile
 from .errors import JsonLogicCompileError, JsonLogicError, JsonLogicRuntimeError
+from .ruleset import CompiledRuleset, RuleError, compile_ruleset
 from .values import UNDEFINED, to_json, truthy
 
 __all__ = [
@@ -37,11 +49,14 @@ __all__ = [
     "DEFAULT_MAX_NODES",
     "UNDEFINED",
     "Compiled",
+    "CompiledRuleset",
     "JsonLogicCompileError",
     "JsonLogicError",
     "JsonLogicRuntimeError",
+    "RuleError",
     "apply",
     "compile",
+    "compile_ruleset",
     "to_json",
     "truthy",
 ]

@@ -100,6 +100,13 @@ class _Compiler:
         if level > self.max_depth:
             raise JsonLogicCompileError(f"rule nests deeper than {self.max_depth} levels", path)
 
+    def compile_root(self, rule: Any) -> Arg:
+        """Compile a whole rule. Raises JsonLogicCompileError (also for absurd nesting)."""
+        try:
+            return self.node(rule, (), 0)
+        except RecursionError as exc:
+            raise JsonLogicCompileError("rule nests too deeply to compile", ()) from exc
+
     def node(self, rule: Any, path: Path, depth: int) -> Arg:
         """Compile any JSON value; ``depth`` counts the containers around it."""
         self._count(path)
@@ -207,10 +214,7 @@ def compile(
     the offending node.
     """
     compiler = _Compiler(max_depth, max_nodes, default_registry if functions is None else functions)
-    try:
-        root = compiler.node(rule, (), 0)
-    except RecursionError as exc:
-        raise JsonLogicCompileError("rule nests too deeply to compile", ()) from exc
+    root = compiler.compile_root(rule)
     return Compiled(root.fn, copy_value(rule), compiler.nodes)
 
 

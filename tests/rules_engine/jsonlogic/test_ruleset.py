@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,9 +27,9 @@ from rules_engine.jsonlogic import (
     JsonLogicRuntimeError,
     RuleError,
     compile,
-    compile_ruleset,
     to_json,
 )
+from rules_engine.jsonlogic import compile_ruleset as _compile_ruleset
 from rules_engine.jsonlogic.codegen import check_source
 
 from .helpers import json_equal
@@ -37,6 +38,14 @@ from .test_golden import AREAS, _load
 from .test_reference import ANY, BOOLS, DATA, NUMS, STRS
 
 MODES: Final = [pytest.param(True, id="indexed"), pytest.param(False, id="plain")]
+
+
+def compile_ruleset(rules: Any, **options: Any) -> CompiledRuleset:
+    """compile_ruleset indexing every variable that discriminates a rule (the default
+    threshold leaves small groups inline, so tests lower it to reach the index)."""
+    options.setdefault("min_indexed", 1)
+    return _compile_ruleset(rules, **options)
+
 
 # --------------------------------------------------------------------------- comparison
 
@@ -196,11 +205,13 @@ def test_shared_workload_matches_single_rules() -> None:
         for data in document["contexts"][:300]:
             assert_matches_reference(rules, data, ruleset)
         assert ruleset.fallbacks == 0
-    assert compile_ruleset(rules).indexed == {
+    assert compile_ruleset(rules, min_indexed=2).indexed == {
         "user.country": 4,
         "event.type": 2,
         "user.address.city": 2,
     }
+    # By default groups this small are tested inline: cheaper than the dispatch.
+    assert _compile_ruleset(rules).indexed == {}
 
 
 # --------------------------------------------------------------------------- the index
@@ -228,7 +239,12 @@ def test_index_covers_rules_with_a_leading_test() -> None:
 def test_skipped_rules_are_never_evaluated() -> None:
     functions = FunctionRegistry()
     calls: list[str] = []
-    functions.register("spy", lambda name: calls.append(name) or True)
+
+    def spy(name: str) -> bool:
+        calls.append(name)
+        return True
+
+    functions.register("spy", spy)
     rules = [
         {"and": [{"==": [{"var": "type"}, name]}, {"spy": [name]}]} for name in ("a", "b", "c")
     ]
@@ -304,6 +320,44 @@ def test_many_rules_span_several_generated_functions() -> None:
         {"event": 7, "country": None},
         {},
     ):
+        assert_matches_reference(rules, data, ruleset)
+
+
+def test_large_groups_sharing_subtrees() -> None:
+    # Regression: rules reached through the index share subtrees (the same threshold test in
+    # many rules of one event type); sharing must follow equal subtrees, never recycled ids.
+    rng = random.Random(3)
+    clauses = [
+        {">=": [{"/": [{"var": ["score", 0]}, 10]}, 3]},
+        {">=": [{"/": [{"var": ["score", 0]}, 10]}, 5]},
+        {"some": [{"var": ["items", []]}, {"==": [{"var": "category"}, "toys"]}]},
+        {"some": [{"var": ["items", []]}, {"==": [{"var": "category"}, "books"]}]},
+        {"<": [0, {"var": ["hour", 12]}, 17]},
+        {"!": {"missing": ["email"]}},
+    ]
+    rules = [
+        {
+            "and": [
+                {"==": [{"var": "event"}, rng.choice("abcdef")]},
+                *rng.sample(clauses, rng.randint(1, 3)),
+            ]
+        }
+        for _ in range(1200)
+    ]
+    contexts = [
+        {
+            "event": event,
+            "score": rng.randint(0, 90),
+            "hour": rng.randint(0, 23),
+            "items": [{"category": rng.choice(["toys", "books", "garden"])}] * rng.randint(0, 2),
+            **({"email": "x@y"} if rng.random() < 0.5 else {}),
+        }
+        for event in "abcdefg"
+        for _ in range(3)
+    ]
+    ruleset = compile_ruleset(rules)
+    assert ruleset.indexed == {"event": 1200}
+    for data in contexts:
         assert_matches_reference(rules, data, ruleset)
 
 
@@ -584,14 +638,21 @@ INDEXABLE: Final = st.one_of(
     st.tuples(TESTS, BOOLS, ANY).map(lambda p: {"and": [{"and": [p[0], p[1]]}, p[2]]}),
 )
 RULE_SETS: Final = st.lists(st.one_of(INDEXABLE, INDEXABLE, ANY), min_size=2, max_size=12)
+
+
+def _context(base: dict[str, Any], key: Any, nested: Any, absent: int) -> dict[str, Any]:
+    """A DATA context with ``k`` and ``obj.k`` set (``absent`` 1 or 2 leaves one out)."""
+    context = dict(base)
+    if absent != 1:
+        context["k"] = key
+    context["obj"] = dict(base["obj"])
+    if absent != 2:
+        context["obj"]["k"] = nested
+    return context
+
+
 CONTEXTS: Final = st.lists(
-    st.tuples(DATA, MIXED_VALUES, MIXED_VALUES, st.integers(0, 3)).map(
-        lambda p: {
-            **p[0],
-            **({"k": p[1]} if p[3] != 1 else {}),
-            "obj": {**p[0]["obj"], **({"k": p[2]} if p[3] != 2 else {})},
-        }
-    ),
+    st.tuples(DATA, MIXED_VALUES, MIXED_VALUES, st.integers(0, 3)).map(lambda p: _context(*p)),
     min_size=1,
     max_size=4,
 )
