@@ -22,7 +22,8 @@ WEB_THREADS ?= 4
 WORKER_CONCURRENCY ?= 2
 SERVE_ENV = DATABASE_URL="$(SERVE_DATABASE_URL)" REDIS_URL="$(SERVE_REDIS_URL)" DJANGO_DEBUG=false
 
-.PHONY: install run serve test lint format services clean bench bench-scheduling bench-events
+.PHONY: install run serve test lint format services clean bench bench-scale bench-scheduling \
+	bench-events
 
 install: $(STAMP)
 
@@ -64,8 +65,14 @@ test: install services lint
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" \
 		$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
+# JSONLogic evaluators side by side (no services needed).
 bench: install
+	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/jsonlogic_bench.py $(BENCH_ARGS)
+
+# Rule-set size vs evaluation time, compile time and memory (no services needed).
+bench-scale: install
+	$(PY) bench/scale.py $(BENCH_ARGS)
 
 # Delayed-action drift vs plain Celery ETA tasks (needs the local PostgreSQL and Redis).
 bench-scheduling: install

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.db import transaction
 
@@ -51,6 +52,8 @@ class CompiledRule:
     error: str | None = None
     cooldown_seconds: int = 0
     cooldown_key: Callable[[Any], Any] | None = None
+    # The condition's JSON, compiled again with the other rules into the ruleset evaluator.
+    source: Any = False
 
     def summary(self) -> dict[str, Any]:
         """The rule as listed in a decision: id, name, version, priority."""
@@ -88,6 +91,8 @@ class CompiledRuleset:
     templates: dict[str, CompiledTemplateEntry] = field(default_factory=dict)
     uses_state: bool = False
     validator: Any = None
+    # All conditions compiled into one callable (shared lookups, indexed first tests).
+    evaluator: Any = None
     # Whether any action may write rows (updates, deliveries, events, delayed actions).
     may_write: bool = True
 
@@ -139,6 +144,8 @@ def _compiled(
         error=error,
         cooldown_seconds=rule.cooldown_seconds,
         cooldown_key=cooldown_key,
+        # A rule that does not compile takes part as `false` (it is reported as an error).
+        source=rule.condition if error is None else False,
     )
 
 
@@ -204,6 +211,22 @@ def build_ruleset(key: str) -> CompiledRuleset | None:
         may_write=any(a.handler.writes or a.delayed for r in compiled for a in r.actions),
         # Compiled once per generation, so a request pays no schema hashing or lookup.
         validator=get_validator(entry_point.context_schema) if entry_point.context_schema else None,
+        evaluator=build_evaluator(compiled),
+    )
+
+
+def build_evaluator(rules: tuple[CompiledRule, ...]) -> Any:
+    """Compile the rules' conditions into one rule-set callable, under the project's limits.
+
+    Each rule was compiled alone first (so errors are reported per rule); this second pass
+    produces the evaluator decisions use. Raises JsonLogicError only if a rule that compiled
+    alone does not compile in the set, which would be a bug.
+    """
+    limits = settings.VERDICT
+    return jsonlogic.compile_ruleset(
+        [rule.source for rule in rules],
+        max_depth=int(limits["MAX_RULE_DEPTH"]),
+        max_nodes=int(limits["MAX_RULE_NODES"]),
     )
 
 

@@ -36,9 +36,16 @@ from django.utils.dateparse import parse_datetime
 from rules_engine import audit, cooldowns, metrics, selectors
 from rules_engine.actions import ActionContext, ActionRuntimeError, PreparedAction, registry
 from rules_engine.actions.base import subject_to_str
-from rules_engine.cache import STATE_VAR, CompiledRule, CompiledRuleset, rulesets, templates_for
+from rules_engine.cache import (
+    STATE_VAR,
+    CompiledRule,
+    CompiledRuleset,
+    build_evaluator,
+    rulesets,
+    templates_for,
+)
 from rules_engine.errors import InvalidContext, NotFound
-from rules_engine.jsonlogic import truthy
+from rules_engine.jsonlogic import RuleError, truthy
 from rules_engine.masking import mask_paths
 from rules_engine.models import Execution
 from rules_engine.validation import validate_context
@@ -221,6 +228,7 @@ def dry_run_rule(*, rule: Any, context: Any) -> Decision:
         rules=(compiled,),
         templates=templates_for((compiled,)),
         uses_state=STATE_VAR in repr((rule.condition, rule.actions)),
+        evaluator=build_evaluator((compiled,)),
     )
     return _decide(_Run(ruleset, True, None, None), context, started=started)
 
@@ -291,9 +299,12 @@ def _evaluation_data(
 
 
 def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
+    # Every condition at once: variable lookups shared, rules whose first test cannot match
+    # skipped through the index; a failing rule comes back as a RuleError in its place.
+    values = run.ruleset.evaluator.evaluate(data, errors="collect")
     results: list[RuleResult] = []
     stopped = False
-    for rule in run.ruleset.rules:
+    for rule, value in zip(run.ruleset.rules, values, strict=True):
         if stopped:
             results.append(RuleResult(rule, "skipped"))
             continue
@@ -301,7 +312,9 @@ def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
             results.append(RuleResult(rule, "error", rule.error))
             continue
         try:
-            hit = truthy(rule.condition(data))
+            if isinstance(value, RuleError):
+                raise value.error
+            hit = truthy(value)
             cooling = hit and rule.cooldown_seconds > 0 and _cooling_down(run, rule, data)
         except Exception as exc:  # noqa: BLE001  (one broken rule must not break the decision)
             logger.warning("rule %s v%s failed: %s", rule.id, rule.version, exc)
