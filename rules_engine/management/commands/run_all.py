@@ -41,8 +41,17 @@ class Command(BaseCommand):
         pool = ["--pool=solo"] if embedded else [f"--concurrency={options['worker_concurrency']}"]
         commands = {
             "web": self._web(python, options),
-            "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", *pool],
-            "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"],
+            "worker": [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel=WARNING",
+                *pool,
+            ],
+            "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel=WARNING"],
         }
         if settings.REDIS_URL:
             commands["consumer"] = [python, "manage.py", "ingress_consume"]
