@@ -2,12 +2,15 @@
 
 In-process tests drive `StreamConsumer.run_once()` against the real test Redis and PostgreSQL;
 the others run `manage.py ingress_consume` as real processes next to a real Celery worker.
-Every test uses its own stream names.
+Every test uses its own stream names; the Redis outage runs against a private redis-server
+started by the test (the shared one is never stopped).
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -16,6 +19,7 @@ import psycopg
 import pytest
 import redis
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from ingress.models import Event, PendingCancellation
@@ -653,3 +657,104 @@ def test_database_outage_is_retried_not_dead_lettered(
     wait_for(lambda: pending(client, names) == [])
     assert dead_letters(client, names) == []
     assert consumer.alive()
+
+
+# --- the command: Redis outages, configuration ---------------------------------------------------
+
+
+class PrivateRedis:
+    """A throwaway redis-server on a free local port, without persistence."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PrivateRedis:
+        """Start it and wait until it answers."""
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.proc = subprocess.Popen(
+            [*args, "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: _answers(client), timeout=10)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        """Stop it (its data is gone: no persistence)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def _answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A private Redis, not started yet; stopped after the test."""
+    server = PrivateRedis()
+    yield server
+    server.stop()
+
+
+def test_consumer_survives_redis_outages_and_recreates_its_group(private_redis, demo, demo_context):
+    stream = f"test:{uuid.uuid4().hex[:10]}:events"
+    # given a consumer started while its Redis is down
+    consumer = manage(
+        "consumer-redis",
+        "ingress_consume",
+        "--redis-url",
+        private_redis.url,
+        "--stream",
+        stream,
+        "--consumer",
+        "consumer-redis",
+        "--block-ms",
+        "200",
+        "--backoff-max",
+        "0.3",
+    )
+    try:
+        consumer.start()
+        wait_for(lambda: "Redis unavailable" in consumer.log_tail())
+        # when Redis comes up, then the consumer gets ready and accepts events
+        private_redis.start()
+        wait_for(lambda: "ingress_consume ready" in consumer.log_tail())
+        client = redis_client(private_redis.url)
+        publish_event(client, type="checkout", key="r-1", payload=demo_context, stream=stream)
+        wait_for(lambda: Event.objects.filter(key="r-1").exists())
+        # when Redis stops (losing the stream and the group) and comes back empty
+        failures = consumer.log_tail(500).count("Redis unavailable")
+        private_redis.stop()
+        wait_for(lambda: consumer.log_tail(500).count("Redis unavailable") >= failures + 2)
+        assert consumer.alive()
+        private_redis.start()
+        publish_event(client, type="checkout", key="r-2", payload=demo_context, stream=stream)
+        # then the consumer reconnects, creates the group again and accepts the new event
+        wait_for(lambda: Event.objects.filter(key="r-2").exists())
+        wait_for(lambda: client.xpending(stream, "verdict-ingress")["pending"] == 0)
+        assert "creating it again" in consumer.log_tail(500)
+        client.close()
+        # and SIGTERM still stops it cleanly
+        consumer.stop()
+        assert consumer.proc is not None and consumer.proc.returncode == 0, consumer.log_tail()
+    finally:
+        consumer.stop()
+
+
+def test_command_refuses_to_start_without_redis(settings):
+    # given no Redis configured
+    settings.REDIS_URL = ""
+    # when the consumer is started, then it fails with a clear message
+    with pytest.raises(CommandError, match="REDIS_URL is not set"):
+        call_command("ingress_consume")
