@@ -23,7 +23,7 @@ WORKER_CONCURRENCY ?= 2
 SERVE_ENV = DATABASE_URL="$(SERVE_DATABASE_URL)" REDIS_URL="$(SERVE_REDIS_URL)" DJANGO_DEBUG=false
 
 .PHONY: install run serve test lint format services clean bench bench-scale bench-scheduling \
-	bench-events
+	bench-events bench-http bench-propagation
 
 install: $(STAMP)
 
@@ -85,6 +85,20 @@ bench-events: install
 	@scripts/ensure_services.sh "$(EVENTS_BENCH_DATABASE_URL)" "$(EVENTS_BENCH_REDIS_URL)"
 	DATABASE_URL="$(EVENTS_BENCH_DATABASE_URL)" REDIS_URL="$(EVENTS_BENCH_REDIS_URL)" \
 		$(PY) bench/event_latency.py $(BENCH_ARGS)
+
+# Verdict's execute endpoint vs a naive DRF + json-logic-qubit baseline, under wrk (installed
+# from the distribution's packages when missing) and a paced open-loop generator.
+HTTP_BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict_bench_http
+HTTP_BENCH_REDIS_URL ?= redis://127.0.0.1:6379/11
+bench-http: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q wrk)
+	DATABASE_URL="$(HTTP_BENCH_DATABASE_URL)" REDIS_URL="$(HTTP_BENCH_REDIS_URL)" \
+		$(PY) bench/http_execute.py $(BENCH_ARGS)
+
+# Rule change propagation across 4 web processes, and the multi-process layout check.
+bench-propagation: install
+	$(PY) bench/propagation.py $(BENCH_ARGS)
+	$(PY) bench/multiprocess_check.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
