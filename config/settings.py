@@ -237,6 +237,15 @@ VERDICT = {
     "EGRESS_STREAM_DEDUPE_SECONDS": int(
         os.environ.get("VERDICT_EGRESS_STREAM_DEDUPE_SECONDS", "604800")
     ),
+    # Redis Streams ingress (manage.py ingress_consume; its options override these).
+    "INGRESS_STREAM": os.environ.get("VERDICT_INGRESS_STREAM", "verdict:events"),
+    "INGRESS_GROUP": os.environ.get("VERDICT_INGRESS_GROUP", "verdict-ingress"),
+    "INGRESS_DEAD_LETTER_STREAM": os.environ.get(
+        "VERDICT_INGRESS_DEAD_LETTER_STREAM", "verdict:events:dead"
+    ),
+    "INGRESS_CLAIM_MIN_IDLE_MS": int(os.environ.get("VERDICT_INGRESS_CLAIM_MIN_IDLE_MS", "30000")),
+    "INGRESS_RECLAIM_INTERVAL": float(os.environ.get("VERDICT_INGRESS_RECLAIM_INTERVAL", "5")),
+    "INGRESS_MAX_DELIVERIES": int(os.environ.get("VERDICT_INGRESS_MAX_DELIVERIES", "5")),
     # emit_event chains deeper than this are refused, so rules cannot loop.
     "MAX_EVENT_DEPTH": int(os.environ.get("VERDICT_MAX_EVENT_DEPTH", "5")),
 }
