@@ -10,7 +10,6 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from ingress import selectors, services
 from ingress.models import Event
@@ -21,6 +20,7 @@ from ingress.serializers import (
     EventSerializer,
 )
 from rules_engine.api.parsers import SafeJSONParser
+from rules_engine.api.views import OpenJSONView
 from rules_engine.errors import NotFound
 
 
@@ -41,23 +41,16 @@ def _get_event(event_id: Any) -> Event:
     return event
 
 
-class NewEventView(APIView):
+class NewEventView(OpenJSONView):
     """POST /new-event: accept an event (202 with its id; 200 for a known source+key)."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    parser_classes = [SafeJSONParser]
 
     def post(self, request: Request) -> Response:
         """Store the event once and publish its processing after commit."""
         return _accept(request)
 
 
-class StatusView(APIView):
+class StatusView(OpenJSONView):
     """GET /status/<id>: the event's status, decision, scheduled actions and deliveries."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
 
     def get(self, request: Request, event_id: str) -> Response:
         """Show one event."""

@@ -59,16 +59,21 @@ class VersionedModelViewSet(viewsets.ModelViewSet):
         self._writes().delete(instance, user=self.request.user)
 
 
-class ExecuteView(APIView):
-    """POST /api/rules/engine/execute/: a decision for `{entry_point, context, dry_run?}`.
+class OpenJSONView(APIView):
+    """Base of the engine endpoints applications call: JSON in and out (orjson), no session.
 
-    Open without authentication until API keys exist (issue "Trust").
+    Open without authentication until API keys exist (issue "Trust"); no session also means no
+    CSRF check for these machine-to-machine calls.
     """
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
     parser_classes = [SafeJSONParser]
     renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
+
+
+class ExecuteView(OpenJSONView):
+    """POST /api/rules/engine/execute/: a decision for `{entry_point, context, dry_run?}`."""
 
     def post(self, request: Request) -> Response:
         """Validate the body, run the engine, return the decision (400/404 on bad input)."""
@@ -84,13 +89,8 @@ class ExecuteView(APIView):
         return Response(decision.as_response())
 
 
-class AcknowledgementView(APIView):
+class AcknowledgementView(OpenJSONView):
     """POST /api/rules/engine/acknowledgements/: the subject accepted the terms of an execution."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    parser_classes = [SafeJSONParser]
-    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
 
     def post(self, request: Request) -> Response:
         """Record the acknowledgement (201, or 200 when it was already recorded)."""
@@ -105,13 +105,8 @@ class AcknowledgementView(APIView):
         return Response(payload, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class PreferenceView(APIView):
+class PreferenceView(OpenJSONView):
     """POST /api/rules/engine/preferences/: the subject's answer to a preference question."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    parser_classes = [SafeJSONParser]
-    renderer_classes = [ORJSONRenderer, BrowsableAPIRenderer]
 
     def post(self, request: Request) -> Response:
         """Store the answer (200 with the stored value)."""
