@@ -20,7 +20,9 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+import orjson
 from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
 
 from rules_engine.models import Execution
 
@@ -97,7 +99,11 @@ class AuditWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with transaction.atomic():
-                Execution.objects.bulk_create([p.row for p in batch if p.row is not None])
+                rows = [p.row for p in batch if p.row is not None]
+                if connection.vendor == "postgresql":
+                    _copy(rows)
+                else:
+                    Execution.objects.bulk_create(rows)
         except Exception:  # noqa: BLE001  (isolate the bad row; the others must still land)
             logger.warning("audit batch of %d failed; inserting one by one", len(batch))
             self._reset_connection()
@@ -125,3 +131,49 @@ class AuditWriter:
 
 
 writer = AuditWriter()
+
+
+_COPY_COLUMNS = (
+    "id",
+    "entry_point_id",
+    "outcome",
+    "matched_rules",
+    "rule_results",
+    "context_snapshot",
+    "effects",
+    "action_results",
+    "blocking",
+    "duration_ms",
+    "caller",
+    "request_id",
+    "subject",
+    "created_at",
+)
+_JSON_COLUMNS = frozenset(
+    {"matched_rules", "rule_results", "context_snapshot", "effects", "action_results"}
+)
+
+
+def _copy(rows: list[Execution]) -> None:
+    """Insert audit rows with COPY: several times cheaper per row than an ORM INSERT.
+
+    JSON columns are serialised once with orjson; the row values were built by the engine from
+    JSON data, so no model-field conversion is needed. Raises DatabaseError (the caller then
+    inserts the rows one by one to isolate a bad one).
+    """
+    now = timezone.now()
+    table = Execution._meta.db_table
+    columns = ", ".join(_COPY_COLUMNS)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # psycopg's cursor: Django's wrapper has no COPY support
+        with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                row.created_at = now
+                copy.write_row(
+                    [
+                        orjson.dumps(getattr(row, name), default=str).decode()
+                        if name in _JSON_COLUMNS
+                        else getattr(row, name)
+                        for name in _COPY_COLUMNS
+                    ]
+                )
