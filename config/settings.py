@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -202,7 +203,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 }
 
 # Verdict engine limits and knobs.
-VERDICT = {
+VERDICT: dict[str, Any] = {
     # JSON nesting allowed in a request body (context, rule) before it is refused with 400.
     "MAX_JSON_DEPTH": int(os.environ.get("VERDICT_MAX_JSON_DEPTH", "32")),
     # Compile limits for one JSONLogic expression.
