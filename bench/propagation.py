@@ -100,6 +100,7 @@ class Poller(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
+        self.started = time.perf_counter()
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         headers = {"Content-Type": "application/json"}
         while not self.stopping.is_set():
@@ -122,6 +123,14 @@ class Poller(threading.Thread):
             self.first_seen.setdefault(version, arrived)
             self.ready.set()
         connection.close()
+        self.stopped = time.perf_counter()
+
+    started = stopped = 0.0
+
+    @property
+    def interval_ms(self) -> float:
+        """Mean time between two polls: the resolution of this process's measurement."""
+        return (self.stopped - self.started) / max(1, self.requests) * 1000
 
 
 def measure(backend: str, *, processes: int, changes: int, threads: int) -> dict[str, Any]:
@@ -180,6 +189,7 @@ def measure(backend: str, *, processes: int, changes: int, threads: int) -> dict
                 "p95_ms": round(_quantile(values, 0.95), 2),
                 "max_ms": round(max(values), 2),
                 "poll_requests": pollers[index].requests,
+                "poll_interval_ms": round(pollers[index].interval_ms, 2),
                 "poll_errors": pollers[index].errors,
             }
         )
@@ -283,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for row in result["per_process"]:
             print(
                 f"{result['backend']:9} {row['process']:<8} {row['p50_ms']:8.2f} "
-                f"{row['p95_ms']:8.2f} {row['max_ms']:8.2f} {row['poll_requests']:7}"
+                f"{row['p95_ms']:8.2f} {row['max_ms']:8.2f} {row['poll_requests']:7} "
+                f"{row['poll_interval_ms']:7.2f} ms"
             )
         every = result["all"]
         last = result["last_process"]
