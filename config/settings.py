@@ -104,7 +104,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis backend reusing one client per connection pool (config/cache.py);
+            # keys and values are stored exactly as Django's own backend stores them.
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "verdict"),
         }
@@ -209,7 +211,10 @@ VERDICT: dict[str, Any] = {
     # Compile limits for one JSONLogic expression.
     "MAX_RULE_DEPTH": int(os.environ.get("VERDICT_MAX_RULE_DEPTH", "64")),
     "MAX_RULE_NODES": int(os.environ.get("VERDICT_MAX_RULE_NODES", "5000")),
-    # How often (seconds) a process checks the shared ruleset version stamp.
+    # How often (seconds) a process re-reads the shared ruleset generation stamp: 0 = on every
+    # decision; otherwise at most once per interval, which adds up to the interval to how long
+    # other processes take to see a change, so it must stay below 1 s (rules_engine/cache.py
+    # refuses larger values).
     "CACHE_CHECK_INTERVAL": float(os.environ.get("VERDICT_CACHE_CHECK_INTERVAL", "0")),
     # Events: a processing event is retried after this lease; received events not picked up
     # are published again after EVENT_REPUBLISH_AFTER seconds.

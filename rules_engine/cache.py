@@ -6,12 +6,18 @@ when the transaction commits. Each `RulesetCache.get` reads that stamp once (one
 trip) and drops everything it compiled under another stamp, so every process serves a change
 from its next request on. The stamp is read before the database, so a ruleset loaded while a
 change commits is stored under the old stamp and reloaded on the next request.
+
+With `VERDICT["CACHE_CHECK_INTERVAL"]` > 0 a process re-reads the stamp at most once per
+interval instead of per request, so other processes see a change up to that much later (it
+must stay below 1 s); a bump made in this process is seen by this process at once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache as shared_cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 from rules_engine import jsonlogic, metrics
@@ -254,19 +261,66 @@ class RulesetCache:
         return ruleset
 
     def clear(self) -> None:
-        """Forget everything compiled in this process."""
+        """Forget everything compiled in this process, and the last generation stamp read."""
         with self._lock:
             self._rulesets = {}
             self._generation = None
+        _forget_checked_generation()
+
+
+# The stamp last read from the shared cache, for CACHE_CHECK_INTERVAL > 0: (bump count when
+# the read started, stamp, monotonic time when the read started). One tuple, replaced whole,
+# so threads never see half of an update.
+_checked: tuple[int, str, float] | None = None
+# Bumps made by this process. A read that started before a bump is not reused after it, even
+# if it finishes after it: this process must see its own change at once.
+_bumps = 0
+_bumps_lock = threading.Lock()
+# The clock of the interval; tests replace it.
+_monotonic = time.monotonic
+
+
+def check_interval() -> float:
+    """`VERDICT["CACHE_CHECK_INTERVAL"]` in seconds; raise ImproperlyConfigured unless 0 <= it < 1.
+
+    Other processes see a change up to this long after the stamp moves, and every change must
+    be seen everywhere within one second.
+    """
+    interval = float(settings.VERDICT.get("CACHE_CHECK_INTERVAL", 0))
+    if not (math.isfinite(interval) and 0 <= interval < 1):
+        raise ImproperlyConfigured(
+            f"VERDICT_CACHE_CHECK_INTERVAL must be at least 0 and below 1 second, got {interval}"
+            " (every process must see a rule change within one second)"
+        )
+    return interval
 
 
 def current_generation() -> str:
     """The shared generation stamp, created if the cache lost it.
 
+    Read from the shared cache on every call, or with CACHE_CHECK_INTERVAL > 0 at most once
+    per interval (a bump in this process makes the next call read it again). Raises
+    ImproperlyConfigured for an interval outside [0, 1).
+
     When the shared cache cannot be reached, a fresh stamp is returned: the caller then
     recompiles from the database on every request, slower but never stale, and decisions go on
     while Redis is down.
     """
+    global _checked
+    interval = check_interval()
+    if not interval:
+        return _read_generation()
+    checked, bumps, now = _checked, _bumps, _monotonic()
+    if checked is not None and checked[0] == bumps and now - checked[2] < interval:
+        return checked[1]
+    generation = _read_generation()
+    # An unreachable cache's stamp is not kept: each call then recompiles, as without interval.
+    if not generation.startswith("unreachable-"):
+        _checked = (bumps, generation, now)
+    return generation
+
+
+def _read_generation() -> str:
     try:
         generation = shared_cache.get(GENERATION_KEY)
         if generation is None:
@@ -276,6 +330,14 @@ def current_generation() -> str:
         logger.warning("shared cache unreachable; compiling rulesets per request", exc_info=True)
         return f"unreachable-{uuid.uuid4().hex}"
     return str(generation)
+
+
+def _forget_checked_generation() -> None:
+    """Make the next `current_generation` call read the shared cache, whatever the interval."""
+    global _bumps, _checked
+    with _bumps_lock:
+        _bumps += 1
+        _checked = None
 
 
 def bump_generation() -> None:
@@ -288,6 +350,8 @@ def bump_generation() -> None:
         shared_cache.set(GENERATION_KEY, uuid.uuid4().hex, timeout=None)
     except Exception:
         logger.warning("could not bump the ruleset generation", exc_info=True)
+    # After the write: a read that starts from here on sees the new stamp.
+    _forget_checked_generation()
 
 
 def invalidate() -> None:

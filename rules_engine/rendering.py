@@ -15,7 +15,9 @@ attributes and method calls finds nothing (`{{ data.clear }}` renders "" and mut
 Objects iterate over their keys and offer `items` for `{% for key, value in obj.items %}`; a
 real key called `items` wins over it, as it does for dicts in Django. Scalars (str, int,
 float, bool, None, and `datetime`/`date`/`time`/`Decimal` for contexts built in Python) are
-passed as they are: they are immutable and their methods have no side effects.
+passed as they are: they are immutable and their methods have no side effects. The copy is
+made on every render; `freeze_context` makes it once for several templates rendered with the
+same data.
 
 Formats:
 
@@ -65,9 +67,11 @@ __all__ = [
     "CONTENT_TYPES",
     "FORMATS",
     "CompiledTemplate",
+    "FrozenContext",
     "RenderedTemplate",
     "TemplateError",
     "compile_template",
+    "freeze_context",
     "render_template",
     "sanitize_html",
 ]
@@ -303,10 +307,44 @@ class _JsonList:
 
 
 _SCALAR_TYPES: Final = (datetime.datetime, datetime.date, datetime.time, Decimal)
+# Exact types a value keeps as it is. Decoded JSON holds only these plus dict and list, so
+# `_freeze` can test one set membership per value instead of a chain of isinstance checks.
+_EXACT_SCALARS: Final[frozenset[type]] = frozenset(
+    {str, int, float, bool, type(None), *_SCALAR_TYPES}
+)
 
 
-def _freeze(value: Any, path: list[str | int]) -> Any:
-    """Copy JSON data into read-only wrappers; raise TypeError for anything else."""
+class _NotPlainJson(Exception):
+    """Raised by `_freeze` for anything but exact dict, list and scalar types."""
+
+
+def _freeze(value: Any) -> Any:
+    """Copy decoded JSON (exact dict, list and scalar types) into read-only wrappers.
+
+    The fast path of every render: no path bookkeeping and no isinstance chains. Anything else
+    (subclasses, tuples, other mappings, values that are not JSON data) raises _NotPlainJson
+    and the caller freezes the whole context again with `_freeze_checked`. For exact types
+    both give the same result.
+    """
+    cls = type(value)
+    if cls is dict:
+        frozen: dict[str, Any] = {}
+        for key, child in value.items():
+            if type(key) is not str:
+                raise _NotPlainJson
+            frozen[key] = child if type(child) in _EXACT_SCALARS else _freeze(child)
+        return _JsonObject(frozen)
+    if cls is list:
+        return _JsonList(
+            tuple([child if type(child) in _EXACT_SCALARS else _freeze(child) for child in value])
+        )
+    if cls in _EXACT_SCALARS:
+        return value
+    raise _NotPlainJson
+
+
+def _freeze_checked(value: Any, path: list[str | int]) -> Any:
+    """Copy JSON-like data into read-only wrappers; raise TypeError naming the path otherwise."""
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -324,10 +362,10 @@ def _freeze(value: Any, path: list[str | int]) -> Any:
         for key, child in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"context key {key!r} at {json_path(path)} is not a string")
-            frozen[str.__str__(key)] = _freeze(child, [*path, key])
+            frozen[str.__str__(key)] = _freeze_checked(child, [*path, key])
         return _JsonObject(frozen)
     if isinstance(value, list | tuple):
-        return _JsonList(tuple(_freeze(child, [*path, i]) for i, child in enumerate(value)))
+        return _JsonList(tuple(_freeze_checked(child, [*path, i]) for i, child in enumerate(value)))
     raise TypeError(f"context value at {json_path(path)} is not JSON data: {type(value).__name__}")
 
 
@@ -348,9 +386,33 @@ def _json_text(value: _JsonObject | _JsonList) -> str:
 def _frozen_context(context: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(context, Mapping):
         raise TypeError(f"context must be a mapping, not {type(context).__name__}")
-    root = _freeze(context, [])
+    try:
+        root = _freeze(context)
+    except _NotPlainJson:
+        # Contexts built in Python (tuples, subclasses, other mappings) and data that is not
+        # JSON take the general path, which also names the offending path in its TypeError.
+        root = _freeze_checked(context, [])
     assert isinstance(root, _JsonObject)
     return root._data
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FrozenContext:
+    """A render context frozen once, for rendering several templates with the same data.
+
+    Build it with `freeze_context`. It is a snapshot: changing the mapping it was built from
+    afterwards does not change it, and templates cannot change it either.
+    """
+
+    _data: dict[str, Any] = field(repr=False)
+
+
+def freeze_context(context: Mapping[str, Any]) -> FrozenContext:
+    """Freeze `context` (a JSON object) once; `render` then skips the per-call copy.
+
+    Raises TypeError for a context that is not JSON data, as `render` does.
+    """
+    return FrozenContext(_frozen_context(context))
 
 
 def _render_django(template: Template, data: dict[str, Any], *, autoescape: bool) -> str:
@@ -397,6 +459,27 @@ def _cleaner() -> bleach.Cleaner:
     return cleaner
 
 
+_CONVERTERS = threading.local()
+
+
+def _markdown_to_html(source: str) -> str:
+    # Building a markdown.Markdown (what `markdown.markdown` does per call) registers every
+    # extension again and was about a quarter of a Markdown render; one converter per thread
+    # is reused instead (it keeps state while converting, so threads cannot share one).
+    converter: markdown.Markdown | None = getattr(_CONVERTERS, "markdown", None)
+    if converter is None:
+        converter = markdown.Markdown(extensions=list(_MARKDOWN_EXTENSIONS))
+        _CONVERTERS.markdown = converter
+    # `convert` leaves link references, footnotes, abbreviations and stashed HTML behind.
+    # Resetting before also covers a previous conversion that raised half-way; resetting
+    # after drops the last message's text instead of holding it until the next render.
+    converter.reset()
+    try:
+        return converter.convert(source)
+    finally:
+        converter.reset()
+
+
 def sanitize_html(html: str) -> str:
     """Reduce HTML to the allow-list and give every link a safe `rel`; never raises."""
     return _cleaner().clean(html)
@@ -419,9 +502,17 @@ class CompiledTemplate:
     # A Django Template, or for json the parsed document with Templates at string leaves.
     _root: Any = field(repr=False)
 
-    def render(self, context: Mapping[str, Any]) -> RenderedTemplate:
-        """Render with `context` (a JSON object); raise TypeError or TemplateError as above."""
-        data = _frozen_context(context)
+    def render(self, context: Mapping[str, Any] | FrozenContext) -> RenderedTemplate:
+        """Render with `context` (a JSON object); raise TypeError or TemplateError as above.
+
+        A caller rendering several templates with the same data can pass `freeze_context(...)`
+        once instead of the mapping, so the copy is made once rather than per template.
+        """
+        # No hidden reuse of an earlier copy keyed on the context object's identity: callers
+        # (tests included) change a dict in place between calls, and checking that it did not
+        # change (repr, a walk) costs about as much as `_freeze` itself, so reuse stays
+        # explicit.
+        data = context._data if isinstance(context, FrozenContext) else _frozen_context(context)
         try:
             content = self._render(data)
         except TemplateError:
@@ -440,8 +531,7 @@ class CompiledTemplate:
             return sanitize_html(_render_django(self._root, data, autoescape=True))
         if self.format == "markdown":
             source = _render_django(self._root, data, autoescape=True)
-            html = markdown.markdown(source, extensions=list(_MARKDOWN_EXTENSIONS))
-            return sanitize_html(html)
+            return sanitize_html(_markdown_to_html(source))
         rendered = _render_json_node(self._root, data)
         assert isinstance(rendered, dict | list)
         return rendered
@@ -506,7 +596,9 @@ def _compile_cached(format: str, body: str) -> CompiledTemplate:
     return compile_template(format=format, body=body)
 
 
-def render_template(*, format: str, body: str, context: Mapping[str, Any]) -> RenderedTemplate:
+def render_template(
+    *, format: str, body: str, context: Mapping[str, Any] | FrozenContext
+) -> RenderedTemplate:
     """Compile (cached by format and body) and render in one call.
 
     Raises TemplateError like `compile_template` and `CompiledTemplate.render`, and TypeError

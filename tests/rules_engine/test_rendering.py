@@ -5,17 +5,22 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import threading
+from collections import OrderedDict
 from typing import Any
 
+import markdown
 import pytest
 from django.utils.safestring import mark_safe
 
 from rules_engine import rendering
 from rules_engine.rendering import (
     CompiledTemplate,
+    FrozenContext,
     RenderedTemplate,
     TemplateError,
     compile_template,
+    freeze_context,
     render_template,
 )
 
@@ -326,6 +331,117 @@ def test_non_json_context_value_is_a_type_error() -> None:
     assert str(caught.value) == "context value at $.user.obj is not JSON data: object"
 
 
+def test_non_json_value_inside_a_list_is_a_type_error_naming_its_path() -> None:
+    # Given a set nested in an object inside a list
+    template = compile_template(format="text", body="{{ a }}")
+
+    # When it is rendered / Then TypeError names the full path
+    with pytest.raises(TypeError) as caught:
+        template.render({"a": [1, {"b": {2}}]})
+    assert str(caught.value) == "context value at $.a[1].b is not JSON data: set"
+
+
+def test_non_string_key_is_a_type_error_naming_its_path() -> None:
+    # Given an object with an integer key
+    template = compile_template(format="text", body="{{ a }}")
+
+    # When it is rendered / Then TypeError names the key and where it is
+    with pytest.raises(TypeError) as caught:
+        template.render({"a": {1: "x"}})
+    assert str(caught.value) == "context key 1 at $.a is not a string"
+
+
+def test_context_built_in_python_renders_like_plain_json() -> None:
+    # Given tuples, an OrderedDict and str and int subclasses in place of JSON types
+    class Name(str):
+        pass
+
+    class Count(int):
+        pass
+
+    context = OrderedDict(
+        tags=("a", "b"),
+        user=OrderedDict(name=Name("ada")),
+        n=Count(3),
+        when=datetime.date(2024, 5, 1),
+    )
+    body = "{% for t in tags %}{{ t }}{% endfor %} {{ user.name|title }} {{ n|add:1 }} {{ when }}"
+
+    # When it is rendered
+    content = render("text", body, context)
+
+    # Then it renders as the same data in plain dicts, lists and builtins would
+    assert content == "ab Ada 4 May 1, 2024"
+
+
+def test_frozen_context_renders_several_templates() -> None:
+    # Given a context frozen once
+    frozen = freeze_context({"user": {"name": "ada"}, "total": 12.5})
+
+    # When two templates of different formats render it
+    text = compile_template(format="text", body="Hi {{ user.name }}").render(frozen)
+    html = compile_template(format="html", body="<b>{{ total }}</b>").render(frozen)
+
+    # Then each renders the same data
+    assert isinstance(frozen, FrozenContext)
+    assert text.content == "Hi ada"
+    assert html.content == "<b>12.5</b>"
+
+
+def test_frozen_context_is_a_snapshot_of_the_mapping() -> None:
+    # Given a context frozen, then changed in place
+    context: dict[str, Any] = {"user": {"name": "ada"}}
+    frozen = freeze_context(context)
+    context["user"]["name"] = "bob"
+    template = compile_template(format="text", body="{{ user.name }}")
+
+    # When the frozen copy and the mapping are rendered
+    # Then the frozen copy keeps the data it was built from; the mapping shows the change
+    assert template.render(frozen).content == "ada"
+    assert template.render(context).content == "bob"
+
+
+def test_render_template_accepts_a_frozen_context() -> None:
+    # Given a frozen context
+    frozen = freeze_context({"n": 2})
+
+    # When it is rendered through render_template / Then it is used like the mapping
+    assert render_template(format="text", body="{{ n }}", context=frozen).content == "2"
+
+
+def test_freeze_context_refuses_non_json_data_like_render() -> None:
+    # Given a context holding an arbitrary object
+    # When it is frozen / Then TypeError names the path, as render's does
+    with pytest.raises(TypeError) as caught:
+        freeze_context({"user": {"obj": object()}})
+    assert str(caught.value) == "context value at $.user.obj is not JSON data: object"
+
+
+def test_same_context_object_changed_between_renders_renders_the_change() -> None:
+    # Given one dict rendered, then changed in place (nested and at the top)
+    template = compile_template(format="text", body="{{ user.name }} {{ total }}")
+    context: dict[str, Any] = {"user": {"name": "ada"}, "total": 1}
+    first = template.render(context).content
+    context["user"]["name"] = "bob"
+    context["total"] = True
+
+    # When the same object is rendered again
+    second = template.render(context).content
+
+    # Then the second render uses the changed data, not a copy kept from the first
+    assert (first, second) == ("ada 1", "bob True")
+
+
+def test_different_context_objects_render_their_own_data() -> None:
+    # Given two equal-shaped contexts rendered one after the other
+    template = compile_template(format="text", body="{{ user.name }}")
+
+    # When each is rendered
+    # Then each gives its own value
+    assert template.render({"user": {"name": "ada"}}).content == "ada"
+    assert template.render({"user": {"name": "bob"}}).content == "bob"
+
+
 def test_safe_string_in_context_is_still_escaped() -> None:
     # Given a value marked safe by the caller
     context = {"x": mark_safe("<a href='https://evil.example'>x</a>")}
@@ -557,6 +673,111 @@ def test_markdown_renders_tables() -> None:
         "<table>\n<thead>\n<tr>\n<th>sku</th>\n<th>qty</th>\n</tr>\n</thead>\n"
         "<tbody>\n<tr>\n<td>A</td>\n<td>1</td>\n</tr>\n</tbody>\n</table>"
     )
+
+
+def test_markdown_renders_consecutive_messages_independently() -> None:
+    # Given two markdown bodies rendered one after the other in the same thread
+    # When each is rendered
+    first = render("markdown", "**one** {{ n }}", {"n": 1})
+    second = render("markdown", "_two_ {{ n }}", {"n": 2})
+
+    # Then each gives exactly its own html
+    assert (first, second) == ("<p><strong>one</strong> 1</p>", "<p><em>two</em> 2</p>")
+
+
+def test_markdown_link_reference_does_not_leak_into_the_next_render() -> None:
+    # Given a message that defines a link reference, rendered first
+    first = render("markdown", "[x][ref]\n\n[ref]: https://example.com/a")
+
+    # When a message using the same reference without defining it is rendered next
+    second = render("markdown", "[y][ref]")
+
+    # Then only the first has the link; the second shows the reference as text
+    assert first == f'<p><a href="https://example.com/a" {REL}>x</a></p>'
+    assert second == "<p>[y][ref]</p>"
+
+
+def test_markdown_footnotes_do_not_leak_between_renders() -> None:
+    # Given a message with a footnote
+    body = "A[^1]\n\n[^1]: The note."
+    expected = (
+        f'<p>A<a href="#fn:1" {REL}>1</a></p>\n\n\n<hr>\n<ol>\n<li>\n<p>The note.&#160;'
+        f'<a href="#fnref:1" title="Jump back to footnote 1 in the text" {REL}>&#8617;</a></p>\n'
+        "</li>\n</ol>\n"
+    )
+
+    # When it is rendered twice, then a message using the footnote without defining it
+    first = render("markdown", body)
+    second = render("markdown", body)
+    third = render("markdown", "B[^1]")
+
+    # Then both renders list the one note (not two), and the third has no footnote at all
+    assert first == expected
+    assert second == expected
+    assert third == "<p>B[^1]</p>"
+
+
+def test_markdown_output_equals_a_fresh_converter_s() -> None:
+    # Given bodies using the extensions with state: footnotes, abbreviations, references,
+    # definition lists, tables, fenced code and markdown in html
+    bodies = [
+        "x[^n]\n\n[^n]: note",
+        "*[HTML]: Hyper Text\n\nHTML here",
+        "HTML again",
+        "[a][r]\n\n[r]: https://example.com/r",
+        "[a][r]",
+        "Term\n: Definition",
+        "| a | b |\n|---|---|\n| 1 | 2 |",
+        "```\ncode\n```",
+        '<div markdown="1">*em*</div>',
+    ]
+
+    # When each is rendered in turn
+    rendered = [render("markdown", body) for body in bodies]
+
+    # Then each equals what a new markdown.Markdown per message gives, sanitised
+    assert rendered == [
+        rendering.sanitize_html(markdown.markdown(body, extensions=["extra", "sane_lists"]))
+        for body in bodies
+    ]
+
+
+def test_markdown_converter_left_dirty_is_reset_before_the_next_render() -> None:
+    # Given this thread's converter left holding a reference from an unfinished conversion
+    render("markdown", "warm up")
+    converter = rendering._CONVERTERS.markdown
+    converter.convert("[ref]: https://evil.example/")
+
+    # When a message using that reference is rendered
+    content = render("markdown", "[y][ref]")
+
+    # Then the stale reference is not used
+    assert content == "<p>[y][ref]</p>"
+
+
+def test_markdown_converter_is_built_once_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a counter of converters built, and no converter in a new thread yet
+    built: list[int] = []
+    real = markdown.Markdown
+
+    def counting(*args: Any, **kwargs: Any) -> markdown.Markdown:
+        built.append(threading.get_ident())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rendering.markdown, "Markdown", counting)
+    results: list[str] = []
+
+    def work() -> None:
+        results.extend(render("markdown", f"*{n}*") for n in range(3))
+
+    # When a new thread renders three messages
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+
+    # Then it built one converter and rendered each message
+    assert len(built) == 1
+    assert results == ["<p><em>0</em></p>", "<p><em>1</em></p>", "<p><em>2</em></p>"]
 
 
 # --------------------------------------------------------------------------------------------
