@@ -70,20 +70,21 @@ EXECUTE = "/api/rules/engine/execute/"
 
 
 @task_postrun.connect
-def _record_worker(sender: Any = None, args: Any = None, kwargs: Any = None, **_: Any) -> None:
-    """In a worker that loads this module as a plugin: note which worker ran which event."""
+def _record_worker(sender: Any = None, retval: Any = None, **_: Any) -> None:
+    """In a worker that loads this module as a plugin: note which worker decided which event.
+
+    `ingress.tasks.process_events` returns the ids of the events its batches decided.
+    """
     if os.environ.get("VERDICT_PLUGINS") != PLUGIN or sender is None:
         return
-    if sender.name != "ingress.tasks.process_event":
-        return
-    event_id = (kwargs or {}).get("event_id") or (args[0] if args else None)
-    if event_id is None:
+    if sender.name != "ingress.tasks.process_events" or not isinstance(retval, list) or not retval:
         return
     import redis
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.hset(WORKERS_KEY, str(event_id), f"{sender.request.hostname} pid {os.getpid()}")
+    who = f"{sender.request.hostname} pid {os.getpid()}"
+    client.hset(WORKERS_KEY, mapping={str(event_id): who for event_id in retval})
 
 
 def ensure_rules() -> Any:

@@ -98,6 +98,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters travel apart from the SQL (server-side binding) instead of being quoted
+    # into it by psycopg in Python: quoting the JSON of an audit row or an event payload
+    # client-side cost more CPU than the rest of its INSERT.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
+        "DATABASE_SERVER_SIDE_BINDING", True
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -157,12 +164,14 @@ REST_FRAMEWORK = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _BROKER_DIR = BASE_DIR / "var" / "broker"
-    for _folder in ("queue", "processed"):
+    for _folder in ("queue", "processed", "control"):
         (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_BROKER_DIR / "queue"),
         "data_folder_out": str(_BROKER_DIR / "queue"),
         "processed_folder": str(_BROKER_DIR / "processed"),
+        # Exchange tables (broadcasts such as revokes); kombu's default is ./control.
+        "control_folder": str(_BROKER_DIR / "control"),
         "store_processed": False,
     }
 else:
@@ -221,6 +230,13 @@ VERDICT: dict[str, Any] = {
     "EVENT_LEASE_SECONDS": float(os.environ.get("VERDICT_EVENT_LEASE_SECONDS", "60")),
     "EVENT_REPUBLISH_AFTER": float(os.environ.get("VERDICT_EVENT_REPUBLISH_AFTER", "5")),
     "EVENT_MAX_ATTEMPTS": int(os.environ.get("VERDICT_EVENT_MAX_ATTEMPTS", "5")),
+    # Events decided per transaction by one processing task (a task takes what has arrived,
+    # up to this many, and loops; a full batch calls another worker in to help).
+    "EVENT_BATCH": int(os.environ.get("VERDICT_EVENT_BATCH", "20")),
+    # How long the "a processing task is on its way" mark lives (seconds): while it is set,
+    # accepting an event publishes nothing; if its task was lost, the next accept after it
+    # expires publishes again (and recovery republishes anything older than REPUBLISH_AFTER).
+    "EVENT_DOORBELL_SECONDS": int(os.environ.get("VERDICT_EVENT_DOORBELL_SECONDS", "2")),
     # Audit rows of decisions that wrote nothing else are inserted in batches shared by
     # concurrent requests (group commit); each request still answers only after its batch
     # committed. "false" inserts one row per request in the request's transaction.

@@ -3,24 +3,34 @@
 An event row committed in PostgreSQL is the promise that it will be processed: publishing the
 processing task happens after commit and may fail (broker down) without losing anything,
 because `event_recover` publishes every open event again once it has waited too long.
+
+Processing is batched: a task claims the received events that are waiting (oldest first,
+`FOR UPDATE SKIP LOCKED`, up to EVENT_BATCH), decides them in one transaction, and loops
+until none is left. Accepting an event therefore publishes a task only when none is on its
+way: a "doorbell" mark in the shared cache (set with add, i.e. SET NX, with a short expiry)
+says one is; the task clears it before its last look for work, so an event committed while
+the mark was set is always seen by that look or by the task the next accept publishes.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.core.cache import cache as shared_cache
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from ingress.models import Event, PendingCancellation
-from rules_engine import engine
+from rules_engine import audit, engine
 from rules_engine.actions.base import subject_to_str
 from rules_engine.cache import rulesets
 from rules_engine.errors import InvalidContext, InvalidInput, NotFound
+from rules_engine.models import Execution
 from rules_engine.validation import validate_context
 from scheduling.models import ScheduledAction
 
@@ -46,14 +56,43 @@ def _lock_source_key(source: str, key: str) -> None:
             )
 
 
-def _enqueue(event_id: str) -> None:
-    """Publish the processing task; a broker outage is logged, recovery publishes it later."""
-    from ingress.tasks import process_event
+DOORBELL_KEY = "verdict:events:doorbell"
+
+
+def _publish_processing() -> bool:
+    """Publish one batch-processing task; a broker outage is logged (recovery publishes later)."""
+    from ingress.tasks import process_events
 
     try:
-        process_event.delay(event_id)
+        process_events.delay()
     except Exception:
-        logger.warning("could not publish event %s; recovery will retry", event_id, exc_info=True)
+        logger.warning("could not publish event processing; recovery will retry", exc_info=True)
+        return False
+    return True
+
+
+def _ring() -> None:
+    """Make sure a processing task is on its way for the events committed so far.
+
+    Publishes only when the doorbell mark was not set (cache `add` is atomic), so a burst of
+    events costs one message, not one per event. A cache outage publishes anyway.
+    """
+    try:
+        expiry = int(_setting("EVENT_DOORBELL_SECONDS", 2))
+        first = shared_cache.add(DOORBELL_KEY, 1, timeout=expiry)
+    except Exception:
+        logger.warning("shared cache unreachable; publishing event processing", exc_info=True)
+        first = True
+    if first and not _publish_processing():
+        # Nothing is on its way after all: let the next accept try again.
+        _clear_doorbell()
+
+
+def _clear_doorbell() -> None:
+    try:
+        shared_cache.delete(DOORBELL_KEY)
+    except Exception:
+        logger.warning("could not clear the event doorbell", exc_info=True)
 
 
 def event_accept(
@@ -71,48 +110,111 @@ def event_accept(
     Returns (event, created); the same (source, key) again returns the stored event. A
     cancellation that arrived first is applied: the event is stored as cancelled. Raises
     NotFound (unknown_event_type) when no active entry point has this key, InvalidContext
-    when the payload fails its schema. Writes one Event row (and deletes the early
-    cancellation it consumed).
+    when the payload fails its schema (unless the event is already stored). Writes one Event
+    row (and deletes the early cancellation it consumed).
     """
-    existing = Event.objects.filter(source=source, key=key).first()
-    if existing is not None:
-        return existing, False
     ruleset = rulesets.get(type)
     if ruleset is None:
+        if (existing := _stored(source, key)) is not None:
+            return existing, False
         raise NotFound("unknown_event_type", f"no active entry point {type!r}")
     errors = validate_context(schema=ruleset.schema, context=payload, validator=ruleset.validator)
     if errors:
+        # A repeat of a stored event answers with that event, whatever its payload now says.
+        if (existing := _stored(source, key)) is not None:
+            return existing, False
         raise InvalidContext([{"path": e.path, "message": e.message} for e in errors])
     if not subject and ruleset.subject is not None:
         subject = subject_to_str(ruleset.subject(payload)) or ""
+    event = Event(
+        type=type,
+        key=key,
+        source=source,
+        subject=subject[:200],
+        payload=payload,
+        depth=depth,
+        parent_id=parent_id,
+    )
     try:
         with transaction.atomic():
             _lock_source_key(source, key)
-            early = (
-                PendingCancellation.objects.select_for_update()
-                .filter(source=source, key=key)
-                .first()
-            )
-            event = Event.objects.create(
-                type=type,
-                key=key,
-                source=source,
-                subject=subject[:200],
-                payload=payload,
-                depth=depth,
-                parent_id=parent_id,
-                status=Event.Status.CANCELLED if early else Event.Status.RECEIVED,
-                cancel_reason=early.reason if early else "",
-                finished_at=timezone.now() if early else None,
-            )
-            if early is not None:
-                early.delete()
-            else:
-                transaction.on_commit(lambda: _enqueue(str(event.pk)))
+            created = _insert(event)
+            if created and event.status == Event.Status.RECEIVED:
+                transaction.on_commit(_ring)
     except IntegrityError:
-        # A concurrent accept of the same (source, key) won; return its row.
+        created = False
+    if not created:
+        # Stored before (or by a concurrent accept of the same key, which won).
         return Event.objects.get(source=source, key=key), False
     return event, True
+
+
+def _stored(source: str, key: str) -> Event | None:
+    return Event.objects.filter(source=source, key=key).order_by().first()
+
+
+_INSERT_SQL = """
+WITH early AS (
+    DELETE FROM ingress_pendingcancellation WHERE source = %(source)s AND key = %(key)s
+    RETURNING reason
+)
+INSERT INTO ingress_event (
+    id, type, source, key, subject, payload, status, depth, parent_id, execution_id, error,
+    cancel_reason, attempts, received_at, updated_at, processed_at, finished_at
+)
+SELECT %(id)s, %(type)s, %(source)s, %(key)s, %(subject)s, %(payload)s,
+       CASE WHEN early.reason IS NULL THEN 'received' ELSE 'cancelled' END,
+       %(depth)s, %(parent_id)s, NULL, '', COALESCE(early.reason, ''), 0, %(now)s, %(now)s,
+       NULL, CASE WHEN early.reason IS NULL THEN NULL ELSE %(now)s END
+FROM (SELECT 1) AS one LEFT JOIN early ON true
+ON CONFLICT (source, key) DO NOTHING
+RETURNING status, cancel_reason
+"""
+
+
+def _insert(event: Event) -> bool:
+    """Insert `event` (applying an early cancellation); False when (source, key) exists.
+
+    Call holding the (source, key) lock. On PostgreSQL one statement consumes the early
+    cancellation and inserts the row (the ORM route costs three statements and most of an
+    accept's CPU); elsewhere the ORM does the same in steps. Sets the instance's status,
+    cancel_reason and timestamps.
+    """
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        if _stored(event.source, event.key) is not None:
+            return False
+        early = PendingCancellation.objects.filter(source=event.source, key=event.key).first()
+        if early is not None:
+            event.status, event.cancel_reason = Event.Status.CANCELLED, early.reason
+            event.finished_at = now
+            early.delete()
+        event.save(force_insert=True)
+        return True
+    payload = Event._meta.get_field("payload").get_db_prep_save(event.payload, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_SQL,
+            {
+                "id": event.pk,
+                "type": event.type,
+                "source": event.source,
+                "key": event.key,
+                "subject": event.subject,
+                "payload": payload,
+                "depth": event.depth,
+                "parent_id": event.parent_id,
+                "now": now,
+            },
+        )
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return False
+    event._state.adding, event._state.db = False, connection.alias
+    event.status, event.cancel_reason = inserted
+    event.received_at = event.updated_at = now
+    event.finished_at = now if event.status == Event.Status.CANCELLED else None
+    return True
 
 
 @transaction.atomic
@@ -154,45 +256,163 @@ def event_cancel_by_key(*, source: str, key: str, reason: str = "") -> Event | N
 
 
 def event_process(*, event_id: str) -> Event | None:
-    """Run the engine for a received event and store the decision with the event's new status.
+    """Decide on one received event now (see `events_decide`); returns it, or None.
 
-    The event moves received -> processing (committed, so it shows), then one transaction
-    locks the row, decides, and moves it to waiting (delayed actions pending) or completed;
-    a concurrent cancel waits for that transaction and then cancels what it scheduled. A
-    duplicate delivery or a cancelled event is a no-op (returns None). An unknown entry point
-    or a payload that no longer fits the schema fails the event; other errors leave it
-    processing, and `event_recover` retries it after the lease.
+    None when the event is not received any more (a duplicate delivery, a cancelled event,
+    or another worker has it). Writes like `events_decide`.
     """
-    now = timezone.now()
-    claimed = Event.objects.filter(pk=event_id, status=Event.Status.RECEIVED).update(
-        status=Event.Status.PROCESSING, processed_at=now, updated_at=now, attempts=F("attempts") + 1
-    )
+    claimed = _claim_received(ids=[event_id], limit=1)
     if not claimed:
         return None
-    try:
-        with transaction.atomic():
-            event = Event.objects.select_for_update().get(pk=event_id)
-            if event.status != Event.Status.PROCESSING:
-                return None
-            decision = engine.execute(
-                entry_point=event.type,
-                context=event.payload,
-                caller=f"event:{event.source}",
-                request_id=str(event.pk),
-                event=engine.EventRef(str(event.pk), event.depth),
-            )
-            waiting = any(r.get("status") == "scheduled" for r in decision.action_results)
-            event.execution_id = decision.execution_id
-            event.status = Event.Status.WAITING if waiting else Event.Status.COMPLETED
-            event.finished_at = None if waiting else timezone.now()
-            event.save(update_fields=["execution", "status", "finished_at", "updated_at"])
-            return event
-    except (NotFound, InvalidInput) as exc:
-        detail = exc.message if isinstance(exc, NotFound) else str(exc)
-        Event.objects.filter(pk=event_id, status=Event.Status.PROCESSING).update(
-            status=Event.Status.FAILED, error=detail[:2000], finished_at=timezone.now()
+    return next(iter(events_decide(event_ids=claimed)), None)
+
+
+def events_process_pending() -> list[str]:
+    """Decide on received events, a batch per transaction, until none is left.
+
+    Each round claims up to EVENT_BATCH of the oldest received events; a full batch means
+    more are waiting, so another processing task is published for a second worker to share
+    the backlog. Before giving up the task clears the doorbell and looks once more, so an
+    event accepted while the doorbell was set is never left waiting for recovery. Returns
+    the ids of the events it decided. Writes like `events_decide`.
+    """
+    limit = max(1, int(_setting("EVENT_BATCH", 20)))
+    decided: list[str] = []
+    while True:
+        ids = _claim_received(limit=limit)
+        if not ids:
+            _clear_doorbell()
+            ids = _claim_received(limit=limit)
+            if not ids:
+                return decided
+        if len(ids) >= limit:
+            _publish_processing()
+        decided += [str(event.pk) for event in events_decide(event_ids=ids)]
+
+
+_CLAIM_OLDEST_SQL = """
+UPDATE ingress_event SET status = 'processing', processed_at = %(now)s, updated_at = %(now)s,
+    attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM ingress_event WHERE status = 'received' ORDER BY received_at
+    LIMIT %(limit)s FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+
+_CLAIM_IDS_SQL = """
+UPDATE ingress_event SET status = 'processing', processed_at = %(now)s, updated_at = %(now)s,
+    attempts = attempts + 1
+WHERE id = ANY(%(ids)s) AND status = 'received'
+RETURNING id
+"""
+
+
+def _claim_received(*, limit: int, ids: list[str] | None = None) -> list[str]:
+    """Move received events to processing (committed at once); returns the claimed ids.
+
+    The given ids, or the `limit` oldest received events. The claim commits on its own so the
+    attempt counts (and shows) even if the worker dies while deciding; concurrent workers
+    take disjoint events (SKIP LOCKED, and the status condition).
+    """
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            if ids is None:
+                cursor.execute(_CLAIM_OLDEST_SQL, {"now": now, "limit": limit})
+            else:
+                cursor.execute(_CLAIM_IDS_SQL, {"now": now, "ids": [uuid.UUID(i) for i in ids]})
+            return [str(row[0]) for row in cursor.fetchall()]
+    # SQLite (the embedded default) serialises writers; one conditional UPDATE per event.
+    if ids is None:
+        received = Event.objects.filter(status=Event.Status.RECEIVED).order_by("received_at")
+        ids = [str(pk) for pk in received.values_list("pk", flat=True)[:limit]]
+    claim = {
+        "status": Event.Status.PROCESSING,
+        "processed_at": now,
+        "updated_at": now,
+        "attempts": F("attempts") + 1,
+    }
+    return [
+        event_id
+        for event_id in ids
+        if Event.objects.filter(pk=event_id, status=Event.Status.RECEIVED).update(**claim)
+    ]
+
+
+def events_decide(*, event_ids: list[str]) -> list[Event]:
+    """Run the engine for claimed (processing) events and store each decision, in one transaction.
+
+    The rows are locked first, so a concurrent cancel waits for the commit and then cancels
+    what the decision scheduled; an event cancelled since its claim is skipped. Each event
+    moves to waiting (delayed actions pending) or completed with its Execution row; an
+    unknown entry point or a payload that no longer fits the schema fails the event; any other
+    error (a bug) leaves it processing for `event_recover` to retry after the lease, and the
+    others are still decided. A database outage raises (nothing commits; recovery retries).
+    Returns the events decided or failed. Writes Event, Execution and whatever the actions
+    write.
+    """
+    decided: list[Event] = []
+    audit_rows: list[Execution] = []
+    with transaction.atomic():
+        events = list(
+            Event.objects.select_for_update()
+            .filter(pk__in=event_ids, status=Event.Status.PROCESSING)
+            .order_by("received_at")
         )
-        return Event.objects.get(pk=event_id)
+        for event in events:
+            try:
+                decision = engine.execute(
+                    entry_point=event.type,
+                    context=event.payload,
+                    caller=f"event:{event.source}",
+                    request_id=str(event.pk),
+                    event=engine.EventRef(str(event.pk), event.depth),
+                    audit_rows=audit_rows,
+                )
+            except (NotFound, InvalidInput) as exc:
+                event.status = Event.Status.FAILED
+                event.error = (exc.message if isinstance(exc, NotFound) else str(exc))[:2000]
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception:
+                logger.exception("event %s could not be decided; retried after the lease", event.pk)
+                continue
+            else:
+                waiting = any(r.get("status") == "scheduled" for r in decision.action_results)
+                event.execution_id = decision.execution_id
+                event.status = Event.Status.WAITING if waiting else Event.Status.COMPLETED
+            decided.append(event)
+        # One COPY for the batch's audit rows (the ORM would send one INSERT each).
+        audit.insert_rows(audit_rows)
+        _store_outcomes(decided, now=timezone.now())
+    return decided
+
+
+def _store_outcomes(events: list[Event], *, now: Any) -> None:
+    """Write the decided events' status, execution, error and finish time (one statement on
+    PostgreSQL; `bulk_update` would build a CASE per field and row)."""
+    for event in events:
+        event.updated_at = now
+        event.finished_at = None if event.status == Event.Status.WAITING else now
+    if not events:
+        return
+    if connection.vendor != "postgresql":
+        for event in events:
+            event.save(update_fields=["execution", "status", "error", "finished_at", "updated_at"])
+        return
+    values = ", ".join(["(%s::uuid, %s, %s::uuid, %s, %s::timestamptz)"] * len(events))
+    params: list[Any] = []
+    for event in events:
+        params += [event.pk, event.status, event.execution_id, event.error, event.finished_at]
+    sql = (
+        "UPDATE ingress_event AS e SET status = v.status, execution_id = v.execution_id, "  # noqa: S608  (placeholders only)
+        "error = v.error, finished_at = v.finished_at, updated_at = %s "
+        f"FROM (VALUES {values}) AS v (id, status, execution_id, error, finished_at) "
+        "WHERE e.id = v.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, *params])
 
 
 def event_settle(*, event_id: str) -> None:
@@ -245,8 +465,9 @@ def event_recover(*, now: Any = None) -> int:
     )
     # Touching updated_at spaces out republishing of the same event.
     Event.objects.filter(pk__in=waiting_ids).update(updated_at=now)
-    for event_id in waiting_ids:
-        _enqueue(str(event_id))
+    if waiting_ids:
+        # Past the doorbell on purpose: its mark may be what kept these events waiting.
+        _publish_processing()
     return len(waiting_ids)
 
 

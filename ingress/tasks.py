@@ -10,8 +10,20 @@ from ingress import services
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def process_events() -> list[str]:
+    """Decide on every received event, in batches; returns the ids it decided.
+
+    Idempotent: it only takes events still received, so a duplicate message finds nothing.
+    """
+    return services.events_process_pending()
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def process_event(event_id: str) -> None:
-    """Decide on one event (idempotent: a duplicate or cancelled event is a no-op)."""
+    """Decide on one event (idempotent: a duplicate or cancelled event is a no-op).
+
+    Kept for messages published before batching; new events go through `process_events`.
+    """
     services.event_process(event_id=event_id)
 
 

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 
 import orjson
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, models, transaction
 from django.utils import timezone
 
 from rules_engine.models import Execution
@@ -99,11 +99,7 @@ class AuditWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with transaction.atomic():
-                rows = [p.row for p in batch if p.row is not None]
-                if connection.vendor == "postgresql":
-                    _copy(rows)
-                else:
-                    Execution.objects.bulk_create(rows)
+                insert_rows([p.row for p in batch if p.row is not None])
         except Exception:  # noqa: BLE001  (isolate the bad row; the others must still land)
             logger.warning("audit batch of %d failed; inserting one by one", len(batch))
             self._reset_connection()
@@ -133,25 +129,24 @@ class AuditWriter:
 writer = AuditWriter()
 
 
-_COPY_COLUMNS = (
-    "id",
-    "entry_point_id",
-    "outcome",
-    "matched_rules",
-    "rule_results",
-    "context_snapshot",
-    "effects",
-    "action_results",
-    "blocking",
-    "duration_ms",
-    "caller",
-    "request_id",
-    "subject",
-    "created_at",
-)
-_JSON_COLUMNS = frozenset(
-    {"matched_rules", "rule_results", "context_snapshot", "effects", "action_results"}
-)
+# Every column of the audit table, from the model, so a new field cannot be left out of COPY.
+_FIELDS = tuple(Execution._meta.concrete_fields)
+_COPY_COLUMNS = tuple(str(f.column) for f in _FIELDS)
+_JSON_ATTRS = frozenset(f.attname for f in _FIELDS if isinstance(f, models.JSONField))
+
+
+def insert_rows(rows: list[Execution]) -> None:
+    """Insert audit rows in the current transaction, all at once (COPY on PostgreSQL).
+
+    For callers that decide many contexts in one transaction (event batches). Raises
+    DatabaseError like an INSERT would.
+    """
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _copy(rows)
+    else:
+        Execution.objects.bulk_create(rows)
 
 
 def _copy(rows: list[Execution]) -> None:
@@ -171,9 +166,9 @@ def _copy(rows: list[Execution]) -> None:
                 row.created_at = now
                 copy.write_row(
                     [
-                        orjson.dumps(getattr(row, name), default=str).decode()
-                        if name in _JSON_COLUMNS
-                        else getattr(row, name)
-                        for name in _COPY_COLUMNS
+                        orjson.dumps(getattr(row, f.attname), default=str).decode()
+                        if f.attname in _JSON_ATTRS
+                        else getattr(row, f.attname)
+                        for f in _FIELDS
                     ]
                 )

@@ -129,13 +129,16 @@ def execute(
     caller: str = "",
     request_id: str = "",
     event: EventRef | None = None,
+    audit_rows: list[Execution] | None = None,
 ) -> Decision:
     """Decide for one context at one entry point, and audit the decision.
 
     Raises NotFound (unknown_entry_point) for an unknown or inactive entry point and
     InvalidContext with every schema error and its JSON path. Writes the actions' updates,
     scheduled actions, deliveries and one Execution row in one transaction (nothing when
-    dry_run). Called inside a caller's transaction (event processing) it joins it.
+    dry_run). Called inside a caller's transaction (event processing) it joins it; a caller
+    deciding many events in one transaction passes `audit_rows` and inserts the collected
+    Execution rows itself, together, before it commits.
     """
     started = time.perf_counter()
 
@@ -158,7 +161,10 @@ def execute(
             row = None if dry_run else _audit_row(ruleset, decision, context, caller, request_id)
             group = row is not None and _group_commit(run, in_callers_transaction)
             if row is not None and not group:
-                row.save(force_insert=True)
+                if audit_rows is not None and in_callers_transaction:
+                    audit_rows.append(row)
+                else:
+                    row.save(force_insert=True)
 
         # ... or, for a decision that wrote nothing else, committed together with the audit
         # rows of concurrent requests (one INSERT per batch); answered only once committed.

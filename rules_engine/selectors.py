@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+from django.db import connection
 from django.db.models import QuerySet
 
 from rules_engine.models import (
@@ -54,20 +56,45 @@ def rules_referencing_template(*, key: str) -> list[Rule]:
     ]
 
 
+# The three reads below run in every decision that shows terms, asks a preference or reads
+# `$state`: plain SQL on the primary/unique keys, because building the ORM query costs
+# several times more CPU than PostgreSQL spends answering it.
+
+
+def _first_row(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _json(value: Any) -> Any:
+    # JSON columns come back as text from both PostgreSQL (jsonb, as Django loads it) and SQLite.
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
 def acknowledgement_exists(*, ack_key: str, subject: str) -> bool:
     """Whether the subject has accepted the terms named ack_key."""
-    return Acknowledgement.objects.filter(ack_key=ack_key, subject=subject).exists()
+    table = Acknowledgement._meta.db_table
+    sql = f"SELECT 1 FROM {table} WHERE ack_key = %s AND subject = %s LIMIT 1"  # noqa: S608
+    return _first_row(sql, [ack_key, subject]) is not None
 
 
 def preference_value(*, preference_key: str, subject: str) -> Preference | None:
     """The subject's stored answer to a preference question, or None."""
-    return Preference.objects.filter(preference_key=preference_key, subject=subject).first()
+    table = Preference._meta.db_table
+    sql = f"SELECT id, value FROM {table} WHERE preference_key = %s AND subject = %s"  # noqa: S608
+    row = _first_row(sql, [preference_key, subject])
+    if row is None:
+        return None
+    value = _json(row[1])
+    return Preference(id=row[0], preference_key=preference_key, subject=subject, value=value)
 
 
 def subject_state_attributes(*, subject: str) -> dict[str, Any]:
     """The stored `$state` attributes of a subject ({} when none were written)."""
-    row = SubjectState.objects.filter(subject=subject).only("attributes").first()
-    return dict(row.attributes) if row else {}
+    table = SubjectState._meta.db_table
+    row = _first_row(f"SELECT attributes FROM {table} WHERE subject = %s", [subject])  # noqa: S608
+    return dict(_json(row[0])) if row else {}
 
 
 def rule_history(*, rule: Rule) -> QuerySet[Any]:

@@ -19,12 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import connection, models
 
+from rules_engine import selectors
 from rules_engine.actions.base import (
     ActionContext,
     ActionOutcome,
@@ -145,18 +147,43 @@ def _update_subject_state(
     from rules_engine.models import SubjectState
 
     if dry_run:
-        row = SubjectState.objects.filter(subject=subject).first()
-        current = dict(row.attributes) if row else {}
-    else:
-        # Locks the row so concurrent decisions about one subject apply updates in turn.
-        row, _ = SubjectState.objects.select_for_update().get_or_create(subject=subject)
-        current = dict(row.attributes)
-    before = {name: current.get(name) for name in values}
-    if not dry_run:
-        assert row is not None
-        row.attributes = {**current, **values}
-        row.save(update_fields=["attributes", "updated_at"])
-    return before, dict(values)
+        current = selectors.subject_state_attributes(subject=subject)
+        return {name: current.get(name) for name in values}, dict(values)
+    if connection.vendor == "postgresql":
+        return _upsert_subject_state(subject, values), dict(values)
+    # Locks the row so concurrent decisions about one subject apply updates in turn.
+    row, _ = SubjectState.objects.select_for_update().get_or_create(subject=subject)
+    current = dict(row.attributes)
+    row.attributes = {**current, **values}
+    row.save(update_fields=["attributes", "updated_at"])
+    return {name: current.get(name) for name in values}, dict(values)
+
+
+_UPSERT_SQL = """
+WITH old AS (SELECT attributes FROM {table} WHERE subject = %(subject)s FOR UPDATE)
+INSERT INTO {table} AS s (subject, attributes, updated_at)
+VALUES (%(subject)s, %(values)s::jsonb, now())
+ON CONFLICT (subject) DO UPDATE
+    SET attributes = s.attributes || EXCLUDED.attributes, updated_at = EXCLUDED.updated_at
+RETURNING (SELECT attributes FROM old)
+"""
+
+
+def _upsert_subject_state(subject: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Merge `values` into the subject's attributes in one statement; returns their old values.
+
+    The row stays locked until the decision commits, so concurrent decisions about one subject
+    apply their updates in turn (`||` merges top-level keys, the new value winning).
+    """
+    from rules_engine.models import SubjectState
+
+    sql = _UPSERT_SQL.format(table=SubjectState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"subject": subject, "values": orjson.dumps(values).decode()})
+        row = cursor.fetchone()
+    old = row[0] if row else None
+    current = orjson.loads(old) if isinstance(old, str | bytes) else (old or {})
+    return {name: current.get(name) for name in values}
 
 
 def _update_model(

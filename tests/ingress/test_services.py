@@ -130,7 +130,7 @@ def test_cancel_during_processing_waits_and_cancels_what_was_scheduled(
 ):
     # given no worker races this test for the event (the session's worker may be running:
     # this test processes the event itself, in a thread)
-    monkeypatch.setattr(services, "_enqueue", lambda event_id: None)
+    monkeypatch.setattr(services, "_ring", lambda: None)
     # and a decision that is slow (a custom function sleeps inside the condition)
     started = threading.Event()
 
@@ -246,3 +246,114 @@ def test_periodic_schedule_raises_one_event_per_firing(demo):
     )
     assert Event.objects.get(pk=event_id).source == "schedule"
     assert Event.objects.filter(source="schedule").count() == 2
+
+
+@pytest.mark.django_db
+def test_pending_events_are_decided_in_batches_with_their_audit_rows(demo, demo_context, settings):
+    # given three received events and batches of two
+    settings.VERDICT = {**settings.VERDICT, "EVENT_BATCH": 2}
+    events = [accept(demo_context, key=f"batch-{i}") for i in range(3)]
+    # when the pending events are processed
+    decided = services.events_process_pending()
+    # then all three were decided, oldest first, each with its own Execution row
+    assert decided == [str(event.pk) for event in events]
+    stored = Event.objects.order_by("received_at")
+    assert [(e.status, e.attempts) for e in stored] == [("completed", 1)] * 3
+    requests = Execution.objects.values_list("request_id", flat=True)
+    assert sorted(requests) == sorted(decided)
+    assert sorted(str(e.execution_id) for e in stored) == sorted(
+        str(pk) for pk in Execution.objects.values_list("pk", flat=True)
+    )
+    assert Execution.objects.count() == 3
+    assert all(e.finished_at is not None and e.error == "" for e in stored)
+
+
+@pytest.mark.django_db
+def test_a_full_batch_calls_in_a_second_worker(demo, demo_context, settings, monkeypatch):
+    # given three received events, batches of two, and a count of published helper tasks
+    settings.VERDICT = {**settings.VERDICT, "EVENT_BATCH": 2}
+    published: list[str] = []
+
+    def publish() -> bool:
+        published.append("task")
+        return True
+
+    monkeypatch.setattr(services, "_publish_processing", publish)
+    for i in range(3):
+        accept(demo_context, key=f"full-{i}")
+    # when the pending events are processed
+    services.events_process_pending()
+    # then the first (full) batch published one helper task, the second (one event) none
+    assert published == ["task"]
+
+
+@pytest.mark.django_db
+def test_one_failing_event_does_not_hold_back_the_others_of_its_batch(demo, demo_context):
+    # given two received events, one of whose entry point is then switched off
+    good = accept(demo_context, key="good")
+    bad = accept(demo_context, key="bad")
+    Event.objects.filter(pk=bad.pk).update(type="retired")
+    # when the batch is decided
+    services.events_process_pending()
+    # then the good one completed and the bad one failed with the reason
+    assert Event.objects.get(pk=good.pk).status == "completed"
+    failed = Event.objects.get(pk=bad.pk)
+    assert (failed.status, failed.error, failed.execution_id) == (
+        "failed",
+        "no active entry point 'retired'",
+        None,
+    )
+    assert Execution.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_an_event_cancelled_after_its_claim_is_not_decided(demo, demo_context):
+    # given an event claimed for processing and then cancelled before its batch ran
+    event = accept(demo_context)
+    [claimed] = services._claim_received(limit=10)
+    services.event_cancel(event=event)
+    # when the batch is decided
+    decided = services.events_decide(event_ids=[claimed])
+    # then nothing was decided and no audit row written
+    assert decided == []
+    assert Event.objects.get(pk=event.pk).status == "cancelled"
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_repeat_with_a_payload_that_no_longer_validates_returns_the_stored_event(
+    demo, demo_context
+):
+    first = accept(demo_context, key="again")
+    again, created = services.event_accept(type="checkout", key="again", payload={"user": {}})
+    assert (created, again.pk, again.status) == (False, first.pk, "received")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accepting_a_burst_rings_once_and_processing_clears_the_doorbell(
+    demo, demo_context, monkeypatch
+):
+    from django.core.cache import cache
+
+    # given no processing task on its way, and a count of published tasks
+    cache.delete(services.DOORBELL_KEY)
+    published: list[str] = []
+
+    def publish() -> bool:
+        published.append("task")
+        return True
+
+    monkeypatch.setattr(services, "_publish_processing", publish)
+    # when three events are accepted (each committed)
+    for i in range(3):
+        accept(demo_context, key=f"burst-{i}")
+    # then one task was published and the doorbell says it is on its way
+    assert published == ["task"]
+    assert cache.get(services.DOORBELL_KEY) == 1
+    # and once that task has processed everything the doorbell is clear again
+    assert len(services.events_process_pending()) == 3
+    assert cache.get(services.DOORBELL_KEY) is None
+    accept(demo_context, key="after")
+    assert published == ["task", "task"]
+    # (no task was really published: clear the mark so later tests' events are not held back)
+    cache.delete(services.DOORBELL_KEY)
