@@ -485,6 +485,34 @@ def sanitize_html(html: str) -> str:
     return _cleaner().clean(html)
 
 
+# Messages repeat: most renders of a template give the same text for many subjects, and
+# converting and sanitising are pure functions of that text (html5lib parsing is most of a
+# Markdown message's cost). Small outputs are remembered per process; large ones are not, so
+# the memory held stays bounded (at most _MEMO_SIZE x _MEMO_MAX_CHARS characters per cache).
+_MEMO_SIZE: Final = 1024
+_MEMO_MAX_CHARS: Final = 8192
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _sanitize_memo(html: str) -> str:
+    return sanitize_html(html)
+
+
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _markdown_memo(source: str) -> str:
+    return sanitize_html(_markdown_to_html(source))
+
+
+def _sanitized(html: str) -> str:
+    return _sanitize_memo(html) if len(html) <= _MEMO_MAX_CHARS else sanitize_html(html)
+
+
+def _markdown_sanitized(source: str) -> str:
+    if len(source) <= _MEMO_MAX_CHARS:
+        return _markdown_memo(source)
+    return sanitize_html(_markdown_to_html(source))
+
+
 # --------------------------------------------------------------------------------------------
 # Compiled templates
 
@@ -528,10 +556,10 @@ class CompiledTemplate:
         if self.format == "text":
             return _render_django(self._root, data, autoescape=False)
         if self.format == "html":
-            return sanitize_html(_render_django(self._root, data, autoescape=True))
+            return _sanitized(_render_django(self._root, data, autoescape=True))
         if self.format == "markdown":
             source = _render_django(self._root, data, autoescape=True)
-            return sanitize_html(_markdown_to_html(source))
+            return _markdown_sanitized(source)
         rendered = _render_json_node(self._root, data)
         assert isinstance(rendered, dict | list)
         return rendered

@@ -847,3 +847,43 @@ def test_json_syntax_error_in_a_leaf_names_its_path() -> None:
     assert caught.value.message == (
         "$.body[1]: Unclosed tag on line 1: 'if'. Looking for one of: elif, else, endif."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Memoised conversion and sanitising
+
+
+def test_a_repeated_markdown_message_is_converted_once_and_rendered_identically() -> None:
+    # given a markdown template whose output is the same for two subjects
+    rendering._markdown_memo.cache_clear()
+    body = "**Hi** {{ user.country }} <script>x</script> [site](https://example.com)"
+    # when it is rendered for both
+    first = render("markdown", body, {"user": {"id": 1, "country": "DE"}})
+    second = render("markdown", body, {"user": {"id": 2, "country": "DE"}})
+    # then both are the same sanitised HTML, and the second came from the memo
+    expected = (
+        '<p><strong>Hi</strong> DE x <a href="https://example.com" '
+        'rel="noopener noreferrer nofollow">site</a></p>'
+    )
+    assert (first, second) == (expected, expected)
+    info = rendering._markdown_memo.cache_info()
+    assert (info.misses, info.hits) == (1, 1)
+
+
+def test_html_outputs_differing_by_a_value_are_sanitised_separately() -> None:
+    rendering._sanitize_memo.cache_clear()
+    body = "<b>{{ n }}</b><img src=x onerror=alert(1)>"
+    assert [render("html", body, {"n": n}) for n in (1, 2, 1)] == [
+        "<b>1</b>",
+        "<b>2</b>",
+        "<b>1</b>",
+    ]
+    info = rendering._sanitize_memo.cache_info()
+    assert (info.misses, info.hits) == (2, 1)
+
+
+def test_a_large_message_is_not_kept_in_the_memo() -> None:
+    rendering._sanitize_memo.cache_clear()
+    big = "a" * (rendering._MEMO_MAX_CHARS + 1)
+    assert render("html", "<i>{{ t }}</i>", {"t": big}) == f"<i>{big}</i>"
+    assert rendering._sanitize_memo.cache_info().currsize == 0
