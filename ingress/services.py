@@ -28,7 +28,7 @@ from django.utils import timezone
 from ingress.models import Event, PendingCancellation
 from rules_engine import audit, engine
 from rules_engine.actions.base import subject_to_str
-from rules_engine.cache import rulesets
+from rules_engine.cache import one_generation, rulesets
 from rules_engine.errors import InvalidContext, InvalidInput, NotFound
 from rules_engine.models import Execution
 from rules_engine.validation import validate_context
@@ -354,7 +354,7 @@ def events_decide(*, event_ids: list[str]) -> list[Event]:
     """
     decided: list[Event] = []
     audit_rows: list[Execution] = []
-    with transaction.atomic():
+    with transaction.atomic(), one_generation():
         events = list(
             Event.objects.select_for_update()
             .filter(pk__in=event_ids, status=Event.Status.PROCESSING)

@@ -19,7 +19,8 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,7 +248,7 @@ class RulesetCache:
 
     def get(self, key: str) -> CompiledRuleset | None:
         """The compiled ruleset for an entry point key, or None if unknown or inactive."""
-        generation = current_generation()
+        generation = getattr(_pinned, "generation", None) or current_generation()
         if generation != self._generation:
             with self._lock:
                 self._rulesets = {}
@@ -293,6 +294,28 @@ def check_interval() -> float:
             " (every process must see a rule change within one second)"
         )
     return interval
+
+
+_pinned = threading.local()
+
+
+@contextmanager
+def one_generation() -> Iterator[None]:
+    """Within the block, this thread reads the generation stamp once, not once per decision.
+
+    For work that decides many contexts back to back in one transaction (an event batch, a
+    slice of delayed actions): a change committed meanwhile is seen by the next block, a
+    fraction of a second later, as if the batch had been one request. Nested blocks keep
+    the outer stamp.
+    """
+    if getattr(_pinned, "generation", None) is not None:
+        yield
+        return
+    _pinned.generation = current_generation()
+    try:
+        yield
+    finally:
+        _pinned.generation = None
 
 
 def current_generation() -> str:

@@ -253,3 +253,19 @@ def test_backend_stores_keys_and_values_as_django_s_backend_does() -> None:
         assert raw.get("verdict-test-cache:1:theirs") == b"7"
     finally:
         raw.delete("verdict-test-cache:1:ours", "verdict-test-cache:1:theirs")
+
+
+def test_one_generation_reads_the_stamp_once_for_the_whole_block() -> None:
+    # Given a stamp and a block deciding several contexts back to back
+    write_from_another_process("a")
+    seen: list[str | None] = []
+    with cache.one_generation():
+        seen.append(cache._pinned.generation)
+        # When another process moves the stamp while the block runs
+        write_from_another_process("b")
+        with cache.one_generation():  # a nested block keeps the outer stamp
+            seen.append(cache._pinned.generation)
+    # Then the block kept the stamp it started with, and the next read sees the new one
+    assert seen == ["a", "a"]
+    assert cache._pinned.generation is None
+    assert current_generation() == "b"
