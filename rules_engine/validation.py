@@ -1,9 +1,14 @@
 """Context validation against an entry point's JSON Schema.
 
 Schemas are checked with the validator class their `$schema` names (Draft 2020-12 when there
-is none) and validated with format checking on. Only the formats jsonschema checks without
-optional packages are enforced: `date`, `time`, `email`, `idn-email`, `ipv4`, `ipv6`, `regex`,
-`uuid`; others (`date-time`, `uri`, `hostname`, ...) pass unchecked.
+is none) and validated with format checking on. Only the formats jsonschema checks with the
+installed packages are enforced: `date`, `time`, `email`, `idn-email`, `ipv4`, `ipv6`, `regex`,
+`uuid`, and `idn-hostname` (through `idna`, which httpx installs); others (`date-time`, `uri`,
+`hostname`, ...) pass unchecked.
+
+Most contexts are valid, so a compiled check (`rules_engine.schema_fastpath`) answers "valid?"
+first, once compiled per validator; only when it says no, or cannot judge the schema, does
+jsonschema run and produce the errors below.
 
 Errors point at the offending value with a JSON path (`$.cart.items[0].price`), with two
 refinements so a path always names the property to fix:
@@ -23,6 +28,7 @@ import hashlib
 import json
 import re
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +41,7 @@ from jsonschema.validators import validator_for
 from referencing.exceptions import Unresolvable
 
 from rules_engine.paths import json_path
+from rules_engine.schema_fastpath import FastCheck, compile_fast_check
 
 __all__ = [
     "CACHE_SIZE",
@@ -138,7 +145,8 @@ def validate_context(
 
     `schema` None or `{}` accepts any JSON object; a context that is not a JSON object is
     always one error at `$`. A caller holding the schema's compiled `validator` (the ruleset
-    cache does) passes it to skip the cache lookup. Raises SchemaError for an invalid schema,
+    cache does) passes it to skip the cache lookup; a valid context is usually confirmed by the
+    validator's compiled fast check alone. Raises SchemaError for an invalid schema,
     including a `$ref` that cannot be resolved (found only when validation reaches it).
     """
     if validator is None and schema:
@@ -147,11 +155,45 @@ def validate_context(
         return [ContextError("$", NOT_AN_OBJECT)]
     if validator is None:
         return []
+    fast_check = _fast_check(validator)
+    if fast_check is not None and fast_check(context):
+        return []
     try:
         errors = [item for error in validator.iter_errors(context) for item in _explain(error)]
     except Unresolvable as exc:
         raise SchemaError(f"cannot resolve $ref {exc.ref!r}") from exc
     return sorted(set(errors))
+
+
+# The ruleset cache hands validators in directly, so compiled checks are found by the validator
+# object itself. Validators are unhashable (no WeakKeyDictionary): the key is id(), the entry
+# holds a weak reference that is checked on lookup and whose callback drops the entry, so an
+# id reused after a validator dies never finds the old check.
+_FAST_CHECKS: dict[int, tuple[weakref.ref[Validator], FastCheck | None]] = {}
+
+
+def _fast_check(validator: Validator) -> FastCheck | None:
+    """The compiled validity check for `validator`, compiled on first use; None if unsupported."""
+    checks = _FAST_CHECKS
+    key = id(validator)
+    entry = checks.get(key)
+    if entry is not None and entry[0]() is validator:
+        return entry[1]
+    check = compile_fast_check(validator)
+
+    # Bound to this dict rather than the module global, which is gone at interpreter exit.
+    def forget(dead: weakref.ref[Validator]) -> None:
+        current = checks.get(key)
+        if current is not None and current[0] is dead:
+            checks.pop(key, None)
+
+    try:
+        ref = weakref.ref(validator, forget)
+    except TypeError:
+        return check  # cannot be watched for its end, so not cached
+    # Two threads may compile the same validator at once; both checks are equivalent.
+    checks[key] = (ref, check)
+    return check
 
 
 def _explain(error: ValidationError) -> Iterator[ContextError]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import gc
 from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from rules_engine import validation
+from rules_engine import schema_fastpath, validation
 from rules_engine.validation import (
     ContextError,
     SchemaError,
@@ -255,6 +256,161 @@ def test_errors_are_deterministic() -> None:
     # Then the lists are equal and sorted by path then message
     assert first == second
     assert first == sorted(first, key=lambda e: (e.path, e.message))
+
+
+# --------------------------------------------------------------------------------------------
+# the compiled fast path in front of jsonschema
+
+
+def invalid_contexts() -> list[dict[str, Any]]:
+    """Contexts breaking CHECKOUT_SCHEMA in one or several ways, at every depth."""
+    many = valid_context()
+    many["user"] = {"email": "not-an-email", "role": "root", "nickname": "A"}
+    many["cart"]["items"][1]["price"] = "2.50"
+    many["odd key"] = 3
+    no_user = valid_context()
+    del no_user["user"]
+    negative = valid_context()
+    negative["cart"]["items"][0]["price"] = -0.5
+    boolean_price = valid_context()
+    boolean_price["cart"]["items"][0]["price"] = True
+    not_a_list = valid_context()
+    not_a_list["cart"]["items"] = {"0": {"price": 1}}
+    return [many, no_user, negative, boolean_price, not_a_list, {}]
+
+
+@pytest.fixture
+def without_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """validate_context as it was before the fast path: jsonschema for every context."""
+    monkeypatch.setattr(validation, "compile_fast_check", lambda validator: None)
+    monkeypatch.setattr(validation, "_FAST_CHECKS", {})
+
+
+@pytest.mark.parametrize("index", range(len(invalid_contexts())))
+def test_errors_are_the_same_with_and_without_the_fast_path(
+    index: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an invalid context and its errors with the fast path on
+    context = invalid_contexts()[index]
+    with_fast_path = validate_context(schema=CHECKOUT_SCHEMA, context=context)
+
+    # When it is validated by jsonschema alone
+    monkeypatch.setattr(validation, "compile_fast_check", lambda validator: None)
+    monkeypatch.setattr(validation, "_FAST_CHECKS", {})
+    without = validate_context(schema=CHECKOUT_SCHEMA, context=context)
+
+    # Then the errors are identical, and there are some
+    assert with_fast_path == without
+    assert without != []
+
+
+def test_a_valid_context_does_not_run_jsonschema(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the checkout schema's validator, and jsonschema made to fail if it is asked
+    validator = get_validator(CHECKOUT_SCHEMA)
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("jsonschema ran for a valid context")
+
+    monkeypatch.setattr(Draft202012Validator, "iter_errors", fail)
+
+    # When a valid context is validated / Then the fast path alone says so
+    assert (
+        validate_context(schema=CHECKOUT_SCHEMA, context=valid_context(), validator=validator) == []
+    )
+
+
+def test_an_invalid_context_is_explained_by_jsonschema(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the checkout schema's validator, with jsonschema's runs counted
+    validator = get_validator(CHECKOUT_SCHEMA)
+    runs: list[Any] = []
+    original = Draft202012Validator.iter_errors
+
+    def counted(self: Any, instance: Any) -> Any:
+        runs.append(instance)
+        return original(self, instance)
+
+    monkeypatch.setattr(Draft202012Validator, "iter_errors", counted)
+    context = valid_context()
+    context["odd key"] = 3
+
+    # When an invalid context is validated
+    errors = validate_context(schema=CHECKOUT_SCHEMA, context=context, validator=validator)
+
+    # Then jsonschema ran once and produced the error
+    assert (len(runs), errors) == (1, [ContextError('$["odd key"]', "3 is not of type 'string'")])
+
+
+@pytest.mark.usefixtures("without_fast_path")
+def test_errors_without_the_fast_path_are_the_documented_ones() -> None:
+    # Given the five-problem context of test_every_error_is_reported_with_its_path_sorted
+    context = invalid_contexts()[0]
+
+    # When jsonschema alone validates it / Then the errors are the documented ones
+    assert validate_context(schema=CHECKOUT_SCHEMA, context=context) == [
+        ContextError("$.cart.items[1].price", "'2.50' is not of type 'number'"),
+        ContextError("$.user.email", "'not-an-email' is not a 'email'"),
+        ContextError("$.user.name", "'name' is a required property"),
+        ContextError(
+            "$.user.nickname", "Additional properties are not allowed ('nickname' was unexpected)"
+        ),
+        ContextError("$.user.role", "'root' is not one of ['admin', 'member']"),
+        ContextError('$["odd key"]', "3 is not of type 'string'"),
+    ]
+
+
+def test_fast_check_is_compiled_once_per_validator(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given compilations counted, and a validator not seen before
+    compiled: list[Any] = []
+
+    def counting(validator: Any) -> Any:
+        compiled.append(validator)
+        return schema_fastpath.compile_fast_check(validator)
+
+    monkeypatch.setattr(validation, "compile_fast_check", counting)
+    monkeypatch.setattr(validation, "_FAST_CHECKS", {})
+    validator = get_validator(CHECKOUT_SCHEMA)
+
+    # When three contexts, valid and not, are validated with it
+    for context in [valid_context(), invalid_contexts()[0], valid_context()]:
+        validate_context(schema=CHECKOUT_SCHEMA, context=context, validator=validator)
+
+    # Then its check was compiled once
+    assert compiled == [validator]
+
+
+def test_unsupported_schema_is_compiled_once_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given compilations counted, and a schema outside the fast path's subset
+    compiled: list[Any] = []
+
+    def counting(validator: Any) -> Any:
+        compiled.append(validator)
+        return schema_fastpath.compile_fast_check(validator)
+
+    monkeypatch.setattr(validation, "compile_fast_check", counting)
+    monkeypatch.setattr(validation, "_FAST_CHECKS", {})
+    schema = {"type": "object", "properties": {"n": {"not": {"type": "string"}}}}
+
+    # When it validates twice / Then the "no fast check" answer is remembered
+    assert validate_context(schema=schema, context={"n": 1}) == []
+    assert validate_context(schema=schema, context={"n": "x"}) == [
+        ContextError("$.n", "'x' should not be valid under {'type': 'string'}")
+    ]
+    assert len(compiled) == 1
+
+
+def test_fast_check_is_dropped_with_its_validator(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a validator built outside the cache, used once
+    monkeypatch.setattr(validation, "_FAST_CHECKS", {})
+    validator = Draft202012Validator({"type": "object"})
+    validate_context(schema=None, context={}, validator=validator)
+    assert len(validation._FAST_CHECKS) == 1
+
+    # When the last reference to the validator goes
+    del validator
+    gc.collect()
+
+    # Then its compiled check is gone too
+    assert validation._FAST_CHECKS == {}
 
 
 # --------------------------------------------------------------------------------------------
