@@ -28,11 +28,21 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import F
+from django.db.models.base import ModelState
 from django.utils import timezone
 
+from ingress.models import Event
 from ingress.services import events_settle
 from rules_engine import engine
 from rules_engine.actions import ActionContext, registry
@@ -44,6 +54,80 @@ logger = logging.getLogger(__name__)
 
 Status = ScheduledAction.Status
 Due = tuple[uuid.UUID, datetime]
+
+# The hot statements on PostgreSQL, built once. At a slice of a dozen rows the ORM spends more
+# time composing and loading than the actions take to run; other databases (SQLite under
+# `make run`) take the ORM path, which does the same in more statements.
+#
+# The statements that pick rows by id test their status as `(status = ...) IS TRUE`: the same
+# as `status = ...` (status is never null), but no index on status can serve it, so the
+# planner always goes through the primary key with the dozen ids. Statistics taken when few
+# rows had that status (right after a bulk load, say) otherwise make a status index look
+# nearly empty, and every slice would scan all its entries (100,000 waiting events: 15 ms).
+_TABLE = ScheduledAction._meta.db_table
+_OPEN = ", ".join(f"'{status}'" for status in ScheduledAction.OPEN_STATUSES)
+# MATERIALIZED: the locking subquery runs exactly once, whatever plan the UPDATE gets.
+_SWEEP_SQL = (
+    f"WITH due AS MATERIALIZED (SELECT id FROM {_TABLE} WHERE status = 'pending' "  # noqa: S608
+    "AND due_at <= %s ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+    f"UPDATE {_TABLE} AS s SET status = 'enqueued', enqueued_at = %s, lease_until = %s "
+    "FROM due WHERE s.id = due.id AND (s.status = 'pending') IS TRUE RETURNING s.id, s.due_at"
+)
+_CLAIM_SQL = (
+    f"UPDATE {_TABLE} SET status = 'running', claim_token = %s, started_at = %s, "  # noqa: S608
+    "lease_until = %s, attempts = attempts + 1 "
+    "WHERE id = ANY(%s::uuid[]) AND (status = 'enqueued') IS TRUE AND due_at <= %s"
+)
+# What `_run_locked` and `engine.run_delayed_action` read, and due_at and attempts for callers.
+_LOCKED_COLUMNS = (
+    "id",
+    "event_id",
+    "execution_id",
+    "entry_point_key",
+    "critical",
+    "rule_id",
+    "rule_name",
+    "rule_version",
+    "action_index",
+    "spec",
+    "data",
+    "subject",
+    "event_depth",
+    "due_at",
+    "attempts",
+)
+_LOCK_SQL = (
+    f"SELECT {', '.join(_LOCKED_COLUMNS)} FROM {_TABLE} "  # noqa: S608
+    "WHERE id = ANY(%s::uuid[]) AND (status = 'running') IS TRUE AND claim_token = %s "
+    "ORDER BY due_at FOR UPDATE"
+)
+# The outcomes of a slice and the settling of its events in one statement. The outer UPDATE
+# sees the snapshot from before the CTE's writes, where the slice's own rows are still running,
+# so they are left out of the open actions explicitly; otherwise it is `events_settle`. The id
+# arrays (rows, events) let the planner use the primary keys: it cannot see into the JSON.
+_FINISH_SQL = (
+    f"WITH finished AS (UPDATE {_TABLE} AS s SET status = v.status, "  # noqa: S608
+    "started_at = v.started_at, finished_at = v.finished_at, lease_until = NULL, "
+    "result = v.result, error = v.error "
+    "FROM json_to_recordset(%(outcomes)s::json) AS v (id uuid, status text, "
+    "started_at timestamptz, finished_at timestamptz, result jsonb, error text) "
+    "WHERE s.id = ANY(%(ids)s::uuid[]) AND s.id = v.id) "
+    f"UPDATE {Event._meta.db_table} AS e SET status = 'completed', finished_at = %(now)s, "
+    "updated_at = %(now)s WHERE e.id = ANY(%(events)s::uuid[]) AND (e.status = 'waiting') IS TRUE "
+    f"AND NOT EXISTS (SELECT 1 FROM {_TABLE} AS o WHERE o.event_id = e.id "
+    f"AND o.status IN ({_OPEN}) AND o.id <> ALL(%(ids)s::uuid[]))"
+)
+# Results are stored as DjangoJSONEncoder writes them: orjson for speed, with dates, times,
+# decimals and the like handed to the encoder so they come out exactly as it formats them.
+_ENCODER = DjangoJSONEncoder()
+_RESULT_JSON_OPTIONS = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+)
+
+
+def _on_postgresql() -> bool:
+    """Whether the hot paths take the raw PostgreSQL statements above (else the ORM)."""
+    return connection.vendor == "postgresql"
 
 
 def _seconds(name: str) -> timedelta:
@@ -145,8 +229,15 @@ def scheduled_actions_publish(*, rows: Sequence[Due]) -> int:
     try:
         with run_scheduled_actions.app.producer_or_acquire() as producer:
             for ids, eta in slices:
+                not_before = eta.timestamp()
                 run_scheduled_actions.apply_async(
-                    args=[[str(pk) for pk in ids], eta.timestamp()], eta=eta, producer=producer
+                    args=[[str(pk) for pk in ids], not_before],
+                    eta=eta,
+                    producer=producer,
+                    # What logs and monitors show of the message: Celery's safe repr of the
+                    # id list would cost as much as the rest of the publish.
+                    argsrepr=f"(<{len(ids)} scheduled actions, first {ids[0]}>, {not_before})",
+                    kwargsrepr="{}",
                 )
                 sent += 1
     except Exception:  # noqa: BLE001  (any broker failure: the rows wait for the next sweep)
@@ -159,23 +250,30 @@ def scheduled_actions_publish(*, rows: Sequence[Due]) -> int:
     return len(rows)
 
 
-@transaction.atomic
 def _claim_pending(*, now: datetime, limit: int) -> list[Due]:
     """Mark up to `limit` pending rows due within the horizon enqueued; returns them.
 
     SKIP LOCKED lets concurrent sweepers take disjoint rows without waiting on each other.
+    The claim commits before it returns (one statement on PostgreSQL, a transaction
+    elsewhere), so a message published next always names a committed enqueued row.
     """
     horizon = now + _seconds("SCHEDULE_HORIZON_SECONDS")
-    due = list(
-        ScheduledAction.objects.select_for_update(skip_locked=True)
-        .filter(status=Status.PENDING, due_at__lte=horizon)
-        .order_by("due_at")
-        .values_list("pk", "due_at")[:limit]
-    )
-    if due:
-        ScheduledAction.objects.filter(pk__in=[pk for pk, _ in due], status=Status.PENDING).update(
-            status=Status.ENQUEUED, enqueued_at=now, lease_until=_enqueued_lease(now)
+    lease = _enqueued_lease(now)
+    if _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(_SWEEP_SQL, [horizon, limit, now, lease])
+            return [(pk, due_at) for pk, due_at in cursor.fetchall()]
+    with transaction.atomic():
+        due = list(
+            ScheduledAction.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.PENDING, due_at__lte=horizon)
+            .order_by("due_at")
+            .values_list("pk", "due_at")[:limit]
         )
+        if due:
+            ScheduledAction.objects.filter(
+                pk__in=[pk for pk, _ in due], status=Status.PENDING
+            ).update(status=Status.ENQUEUED, enqueued_at=now, lease_until=lease)
     return due
 
 
@@ -238,24 +336,16 @@ def scheduled_actions_run(
     fresh claim token (committed at once, so the attempt counts even if the worker dies);
     rows that were cancelled, already claimed (a duplicate message) or not yet due are left
     alone. Then one transaction locks the rows still held by this claim, runs their actions
-    in due order (each in a savepoint), writes their done or failed marks and settles their
-    events: every action's writes commit together with its done mark. Raises
+    in due order (each that writes in a savepoint), writes their done or failed marks and
+    settles their events: every action's writes commit together with its done mark. The rows
+    returned carry the columns the run read and its outcome (others load on access). Raises
     OperationalError/InterfaceError when the database fails (nothing commits; recovery runs
     the rows again after SCHEDULE_LEASE_SECONDS). Writes ScheduledAction rows, whatever the
     actions write, and Event rows (settled).
     """
     now = now or timezone.now()
     token = uuid.uuid4()
-    claimed = ScheduledAction.objects.filter(
-        pk__in=list(ids), status=Status.ENQUEUED, due_at__lte=now
-    ).update(
-        status=Status.RUNNING,
-        claim_token=token,
-        started_at=now,
-        lease_until=now + _seconds("SCHEDULE_LEASE_SECONDS"),
-        attempts=F("attempts") + 1,
-    )
-    if not claimed:
+    if not _claim(ids=ids, now=now, token=token):
         return []
     # One transaction per slice, not per row: a commit waits for a WAL flush, and one flush
     # per action would cap a worker at a few hundred actions a second.
@@ -263,26 +353,72 @@ def scheduled_actions_run(
         # Holding the row locks until commit keeps recovery (which skips locked rows) away
         # from rows whose actions are running; a row recovered between the claim and this
         # lock no longer carries our token and is not run.
-        rows = list(
-            ScheduledAction.objects.select_for_update()
-            .filter(pk__in=list(ids), status=Status.RUNNING, claim_token=token)
-            .order_by("due_at")
-        )
+        rows = _lock_claimed(ids=ids, token=token)
         # One ruleset lookup (and generation check) per entry point per slice.
         ruleset_for = functools.cache(rulesets.get)
         for row in rows:
             _run_locked(row, ruleset_for)
-        _write_outcomes(rows)
-        _settle(row.event_id for row in rows)
+        _finish(rows)
     return rows
 
 
-def _write_outcomes(rows: Sequence[ScheduledAction]) -> None:
-    """Store the rows' done/failed marks: one statement on PostgreSQL, one per row elsewhere.
+def _claim(*, ids: Sequence[str], now: datetime, token: uuid.UUID) -> int:
+    """Move the given enqueued rows due by `now` to running under `token`; returns how many."""
+    lease = now + _seconds("SCHEDULE_LEASE_SECONDS")
+    if _on_postgresql():
+        with connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, [token, now, lease, _uuid_array(ids), now])
+            return int(cursor.rowcount)
+    return ScheduledAction.objects.filter(
+        pk__in=list(ids), status=Status.ENQUEUED, due_at__lte=now
+    ).update(
+        status=Status.RUNNING,
+        claim_token=token,
+        started_at=now,
+        lease_until=lease,
+        attempts=F("attempts") + 1,
+    )
 
+
+def _lock_claimed(*, ids: Sequence[str], token: uuid.UUID) -> list[ScheduledAction]:
+    """Lock and load the given rows still running under `token`, in due order."""
+    if not _on_postgresql():
+        return list(
+            ScheduledAction.objects.select_for_update()
+            .filter(pk__in=list(ids), status=Status.RUNNING, claim_token=token)
+            .order_by("due_at")
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [_uuid_array(ids), token])
+        return [_claimed_row(values, token) for values in cursor.fetchall()]
+
+
+def _claimed_row(values: Sequence[Any], token: uuid.UUID) -> ScheduledAction:
+    """A ScheduledAction holding `_LOCKED_COLUMNS` (the others load on access, as with `only`).
+
+    Built without `Model.__init__`, which alone costs more per row than a typical action.
+    """
+    fields = dict(zip(_LOCKED_COLUMNS, values, strict=True))
+    # The backend hands jsonb over as text (the JSONField decodes it); json, not orjson,
+    # because orjson reads integers past 64 bits as floats.
+    fields["spec"] = json.loads(fields["spec"])
+    fields["data"] = json.loads(fields["data"])
+    state = ModelState()
+    state.adding, state.db = False, DEFAULT_DB_ALIAS
+    row = ScheduledAction.__new__(ScheduledAction)
+    row.__dict__.update(fields, status=Status.RUNNING, claim_token=token, _state=state)
+    return row
+
+
+def _finish(rows: Sequence[ScheduledAction]) -> None:
+    """Store the rows' done/failed marks and complete the events left with no open action.
+
+    One statement on PostgreSQL; elsewhere one UPDATE per row, then `events_settle`.
     (`bulk_update` builds a CASE per field and row, which costs more than the actions.)
     """
-    if connection.vendor != "postgresql":
+    if not rows:
+        return
+    if not _on_postgresql():
         for row in rows:
             ScheduledAction.objects.filter(pk=row.pk).update(
                 status=row.status,
@@ -292,23 +428,51 @@ def _write_outcomes(rows: Sequence[ScheduledAction]) -> None:
                 result=row.result,
                 error=row.error,
             )
+        _settle(row.event_id for row in rows)
         return
-    values = ", ".join(
-        ["(%s::uuid, %s, %s::timestamptz, %s::timestamptz, %s::jsonb, %s)"] * len(rows)
+    outcomes = orjson.dumps(
+        [
+            {
+                "id": row.pk,
+                "status": row.status,
+                "started_at": row.started_at,
+                "finished_at": row.finished_at,
+                "result": orjson.Fragment(_result_json(row.result)),
+                "error": row.error,
+            }
+            for row in rows
+        ]
     )
-    params: list[Any] = []
-    for row in rows:
-        result = json.dumps(row.result, cls=DjangoJSONEncoder)
-        params += [row.pk, row.status, row.started_at, row.finished_at, result, row.error]
-    table = ScheduledAction._meta.db_table
+    params: dict[str, Any] = {
+        "outcomes": outcomes.decode(),
+        "ids": _uuid_array(row.pk for row in rows),
+        "events": _uuid_array({row.event_id for row in rows if row.event_id is not None}),
+        "now": timezone.now(),
+    }
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS s SET status = v.status, started_at = v.started_at, "  # noqa: S608
-            "finished_at = v.finished_at, lease_until = NULL, result = v.result, error = v.error "
-            f"FROM (VALUES {values}) AS v (id, status, started_at, finished_at, result, error) "
-            "WHERE s.id = v.id",
-            params,
-        )
+        cursor.execute(_FINISH_SQL, params)
+
+
+def _uuid_array(ids: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of the ids, for a `%s::uuid[]` parameter.
+
+    psycopg's list adapter costs more than the rest of the statement; PostgreSQL still parses
+    every element as a uuid, so a malformed id fails the statement (DataError).
+    """
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
+def _result_json(result: Any) -> bytes:
+    """`result` as JSON with the values `json.dumps(result, cls=DjangoJSONEncoder)` writes.
+
+    One difference: NaN and infinities, which jsonb refuses (failing the whole slice), are
+    written as null. Raises TypeError for what the encoder cannot write either.
+    """
+    try:
+        return orjson.dumps(result, default=_ENCODER.default, option=_RESULT_JSON_OPTIONS)
+    except TypeError:
+        # What orjson cannot write (integers past 64 bits) or refuses: the encoder decides.
+        return json.dumps(result, cls=DjangoJSONEncoder).encode()
 
 
 def _settle(event_ids: Iterable[Any]) -> None:

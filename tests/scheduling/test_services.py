@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import threading
-from datetime import timedelta
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
@@ -24,6 +28,14 @@ def seconds(value: float) -> timedelta:
 
 def status_of(row: ScheduledAction) -> str:
     return ScheduledAction.objects.values_list("status", flat=True).get(pk=row.pk)
+
+
+@pytest.fixture(params=["postgresql", "orm"])
+def statements(request, monkeypatch) -> str:
+    """Run the test with the raw PostgreSQL statements and again with the ORM path (SQLite's)."""
+    if request.param == "orm":
+        monkeypatch.setattr(services, "_on_postgresql", lambda: False)
+    return str(request.param)
 
 
 def context() -> ActionContext:
@@ -354,3 +366,173 @@ def test_cancel_cancels_only_the_selected_rows_that_have_not_started():
         "done": "done",
         "failed": "failed",
     }
+
+
+@pytest.mark.django_db
+def test_a_slice_holding_every_open_action_of_an_event_completes_it(statements):
+    # given an event waiting for two due actions, both in one slice
+    now = timezone.now()
+    event = make_event()
+    first = make_row(due_at=now - seconds(0.002), status="enqueued", event=event)
+    second = make_row(due_at=now, status="enqueued", event=event, subject="u2")
+    # when the slice runs
+    ran = services.scheduled_actions_run(ids=[str(first.pk), str(second.pk)], now=now)
+    # then both actions are done and the event is completed by the same transaction
+    assert [(r.pk, r.status) for r in ran] == [(first.pk, "done"), (second.pk, "done")]
+    event.refresh_from_db()
+    assert (event.status, event.finished_at is not None) == ("completed", True)
+
+
+@pytest.mark.django_db
+def test_an_event_waits_while_an_action_outside_the_slice_is_open(statements):
+    # given an event with a due action and another one still pending for later
+    now = timezone.now()
+    event = make_event()
+    due = make_row(due_at=now, status="enqueued", event=event)
+    later = make_row(due_at=now + seconds(60), event=event, subject="u2")
+    # when the due action's slice runs
+    services.scheduled_actions_run(ids=[str(due.pk)], now=now)
+    # then the action is done but the event keeps waiting for the pending one
+    event.refresh_from_db()
+    assert (status_of(due), status_of(later), event.status, event.finished_at) == (
+        "done",
+        "pending",
+        "waiting",
+        None,
+    )
+
+
+@pytest.mark.django_db
+def test_a_cancelled_event_stays_cancelled_when_its_running_action_finishes(statements):
+    # given an event whose last action was claimed, then the event was cancelled
+    now = timezone.now()
+    event = make_event(status="cancelled")
+    row = make_row(due_at=now, status="enqueued", event=event)
+    # when the action finishes
+    services.scheduled_actions_run(ids=[str(row.pk)], now=now)
+    # then only waiting events are completed: the cancellation stands
+    assert (status_of(row), Event.objects.get(pk=event.pk).status) == ("done", "cancelled")
+
+
+@pytest.mark.django_db
+def test_a_row_cancelled_between_publish_and_claim_is_not_run_and_its_slice_is(statements):
+    # given a published slice of two rows, one of them cancelled before the message arrives
+    now = timezone.now()
+    cancelled = make_row(due_at=now - seconds(0.002), status="enqueued")
+    kept = make_row(due_at=now, status="enqueued", subject="u2")
+    services.scheduled_actions_cancel(ids=[cancelled.pk], now=now)
+    # when the slice's message is delivered
+    ran = services.scheduled_actions_run(ids=[str(cancelled.pk), str(kept.pk)], now=now)
+    # then only the other row runs; the cancelled one never starts
+    cancelled.refresh_from_db()
+    assert [r.pk for r in ran] == [kept.pk]
+    assert (cancelled.status, cancelled.attempts, cancelled.started_at, count_of("u1")) == (
+        "cancelled",
+        0,
+        None,
+        None,
+    )
+    assert (status_of(kept), count_of("u2")) == ("done", 1)
+
+
+@pytest.mark.django_db
+def test_run_returns_the_rows_with_their_claim_and_outcome(statements):
+    # given a due enqueued row
+    now = timezone.now()
+    row = make_row(due_at=now, status="enqueued")
+    # when it runs
+    [ran] = services.scheduled_actions_run(ids=[str(row.pk)], now=now)
+    # then the returned row carries the claim and the outcome, and the rest loads on access
+    row.refresh_from_db()
+    assert (ran.status, ran.attempts, ran.claim_token, ran.error) == (
+        "done",
+        1,
+        row.claim_token,
+        "",
+    )
+    assert (ran.result, ran.finished_at, ran.created_at) == (
+        row.result,
+        row.finished_at,
+        row.created_at,
+    )
+
+
+@pytest.mark.django_db
+def test_run_on_the_orm_path_marks_a_failing_action_failed_with_the_reason(monkeypatch):
+    # given the ORM path (other databases) and an update whose subject expression gives null
+    monkeypatch.setattr(services, "_on_postgresql", lambda: False)
+    now = timezone.now()
+    spec = count_spec()
+    spec["params"]["subject"] = {"var": "missing"}
+    row = make_row(due_at=now, status="enqueued", spec=spec)
+    # when it runs
+    services.scheduled_actions_run(ids=[str(row.pk)], now=now)
+    # then the row fails with the handler's error, like on PostgreSQL
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.lease_until, row.result) == ("failed", 1, None, {})
+    assert row.error == (
+        "ActionRuntimeError: update has no subject (the subject expression gave null)"
+    )
+
+
+@pytest.mark.django_db
+def test_sweep_on_the_orm_path_publishes_the_pending_rows_due_within_the_horizon(monkeypatch):
+    # given the ORM path (other databases) and pending rows due soon and later
+    monkeypatch.setattr(services, "_on_postgresql", lambda: False)
+    now = timezone.now()
+    soon = make_row(due_at=now + seconds(1))
+    later = make_row(due_at=now + seconds(3))
+    # when the sweeper runs
+    published = services.scheduled_actions_sweep(now=now)
+    # then the due-soon row is enqueued with its lease, the other left pending
+    soon.refresh_from_db()
+    assert (published, soon.status, soon.enqueued_at, soon.lease_until, status_of(later)) == (
+        1,
+        "enqueued",
+        now,
+        now + seconds(12),
+        "pending",
+    )
+
+
+def test_results_are_stored_as_the_django_json_encoder_writes_them():
+    # given a result holding the values DjangoJSONEncoder formats and a non-string key
+    result = {
+        "at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        "day": date(2026, 1, 2),
+        "time": time(3, 4, 5, 678901),
+        "amount": Decimal("1.10"),
+        "id": uuid.UUID("00000000-0000-4000-8000-000000000001"),
+        "took": timedelta(seconds=90),
+        1: "int key",
+    }
+    # when it is serialised for the outcome statement
+    stored = json.loads(services._result_json(result))
+    # then every value reads back as the encoder wrote it
+    assert stored == {
+        "at": "2026-01-02T03:04:05.678Z",
+        "day": "2026-01-02",
+        "time": "03:04:05.678",
+        "amount": "1.10",
+        "id": "00000000-0000-4000-8000-000000000001",
+        "took": "P0DT00H01M30S",
+        "1": "int key",
+    }
+
+
+def test_a_result_holding_an_integer_past_64_bits_keeps_it_exact():
+    # given a result with a 70-bit integer (beyond what orjson writes)
+    result = {"big": 2**70, "at": datetime(2026, 1, 2, tzinfo=UTC)}
+    # when it is serialised for the outcome statement
+    stored = json.loads(services._result_json(result))
+    # then the integer is kept exactly, the rest formatted by the encoder as before
+    assert stored == {"big": 1180591620717411303424, "at": "2026-01-02T00:00:00Z"}
+
+
+def test_a_result_holding_nan_is_stored_with_null_instead():
+    # given a result with a NaN, which PostgreSQL's jsonb refuses
+    result = {"ratio": math.nan, "ok": True}
+    # when it is serialised for the outcome statement
+    stored = json.loads(services._result_json(result))
+    # then the NaN becomes null and the row can still be written
+    assert stored == {"ratio": None, "ok": True}
