@@ -180,6 +180,12 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))
     }
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set, and reconnecting to PostgreSQL cost more than a slice of delayed actions (a
+# 12-action task: 36 ms with a new connection, 15 ms without). Connections are recycled
+# instead around each task like Django does per request (config/celery.py), and Celery still
+# closes them every 2 x this many tasks.
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
