@@ -117,6 +117,14 @@ _FINISH_SQL = (
     f"AND NOT EXISTS (SELECT 1 FROM {_TABLE} AS o WHERE o.event_id = e.id "
     f"AND o.status IN ({_OPEN}) AND o.id <> ALL(%(ids)s::uuid[]))"
 )
+# Taken just before `_FINISH_SQL`, in id order (no deadlock between slices): two slices
+# finishing the last two open actions of one event would otherwise each see the other's
+# action still running (uncommitted) and neither would complete the event. With the lock the
+# second waits for the first's commit, and its next statement's snapshot sees that action done.
+_LOCK_EVENTS_SQL = (
+    f"SELECT id FROM {Event._meta.db_table} WHERE id = ANY(%s::uuid[]) "  # noqa: S608
+    "ORDER BY id FOR UPDATE"
+)
 # Results are stored as DjangoJSONEncoder writes them: orjson for speed, with dates, times,
 # decimals and the like handed to the encoder so they come out exactly as it formats them.
 _ENCODER = DjangoJSONEncoder()
@@ -450,6 +458,8 @@ def _finish(rows: Sequence[ScheduledAction]) -> None:
         "now": timezone.now(),
     }
     with connection.cursor() as cursor:
+        if params["events"] != "{}":
+            cursor.execute(_LOCK_EVENTS_SQL, [params["events"]])
         cursor.execute(_FINISH_SQL, params)
 
 

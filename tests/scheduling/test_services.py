@@ -536,3 +536,43 @@ def test_a_result_holding_nan_is_stored_with_null_instead():
     stored = json.loads(services._result_json(result))
     # then the NaN becomes null and the row can still be written
     assert stored == {"ratio": None, "ok": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_slices_finishing_an_event_s_last_actions_at_once_complete_it(monkeypatch):
+    # given a waiting event whose last two open actions are in two different slices
+    event = make_event()
+    due = timezone.now() - seconds(1)
+    first = make_row(due_at=due, event=event, status="enqueued", subject="a")
+    second = make_row(due_at=due, event=event, status="enqueued", subject="b")
+    # and the first slice held open right after writing its outcomes, before it commits
+    written, release = threading.Event(), threading.Event()
+    finish = services._finish
+
+    def finish_then_hold(rows):
+        finish(rows)
+        if threading.current_thread().name == "first-slice":
+            written.set()
+            release.wait(10)
+
+    monkeypatch.setattr(services, "_finish", finish_then_hold)
+
+    def run(row: ScheduledAction) -> None:
+        try:
+            services.scheduled_actions_run(ids=[str(row.pk)])
+        finally:
+            connection.close()
+
+    slice_one = threading.Thread(target=run, args=(first,), name="first-slice")
+    slice_one.start()
+    assert written.wait(10)
+    # when the second slice finishes while the first has not committed yet
+    slice_two = threading.Thread(target=run, args=(second,), name="second-slice")
+    slice_two.start()
+    slice_two.join(0.5)
+    release.set()
+    slice_one.join(10)
+    slice_two.join(10)
+    # then both actions are done and the event is completed (not left waiting forever)
+    assert [status_of(first), status_of(second)] == ["done", "done"]
+    assert Event.objects.get(pk=event.pk).status == "completed"
