@@ -65,6 +65,25 @@ def names(client: redis.Redis) -> Iterator[Streams]:
     client.delete(*streams)
 
 
+@pytest.fixture
+def publish_checkout(
+    client: redis.Redis, names: Streams, demo_context: dict[str, Any]
+) -> Callable[..., str]:
+    """Publish a checkout event with the demo context on the test's stream; returns its id."""
+
+    def publish(key: str, source: str | None = None) -> str:
+        return publish_event(
+            client,
+            type="checkout",
+            key=key,
+            source=source,
+            payload=demo_context,
+            stream=names.stream,
+        )
+
+    return publish
+
+
 @pytest.fixture(autouse=True)
 def _settled(worker: Any) -> Iterator[None]:
     """Every event a test accepted is decided by the worker before the tables are flushed.
@@ -148,12 +167,10 @@ def start_consumer(names: Streams) -> Iterator[Callable[..., ManagedProcess]]:
 # --- accepting and cancelling ------------------------------------------------------------------
 
 
-def test_event_message_is_committed_then_acked(client, names, demo, demo_context):
+def test_event_message_is_committed_then_acked(client, names, demo, demo_context, publish_checkout):
     # given a consumer and an event message without a source
     consumer = make_consumer(client, names)
-    message_id = publish_event(
-        client, type="checkout", key="order-1", payload=demo_context, stream=names.stream
-    )
+    message_id = publish_checkout("order-1")
     # when the consumer runs one round
     handled = consumer.run_once()
     # then the event row is stored under the "stream" source and the message is acked
@@ -170,25 +187,13 @@ def test_event_message_is_committed_then_acked(client, names, demo, demo_context
     assert dead_letters(client, names) == []
 
 
-def test_duplicate_message_returns_the_stored_event(client, names, demo, demo_context):
+def test_duplicate_message_returns_the_stored_event(
+    client, names, demo, demo_context, publish_checkout
+):
     # given the same (source, key) published twice
     consumer = make_consumer(client, names)
-    first = publish_event(
-        client,
-        type="checkout",
-        key="order-2",
-        source="shop",
-        payload=demo_context,
-        stream=names.stream,
-    )
-    second = publish_event(
-        client,
-        type="checkout",
-        key="order-2",
-        source="shop",
-        payload=demo_context,
-        stream=names.stream,
-    )
+    first = publish_checkout("order-2", source="shop")
+    second = publish_checkout("order-2", source="shop")
     # when the consumer runs
     handled = consumer.run_once()
     # then there is one event and both messages are acked
@@ -214,29 +219,15 @@ def test_cancel_message_cancels_the_existing_event(client, names, demo, demo_con
 
 
 def test_cancel_before_its_event_is_applied_when_the_event_arrives(
-    client, names, worker, demo, demo_context
+    client, names, worker, demo, demo_context, publish_checkout
 ):
     # given a cancellation published before its event, then another event
     consumer = make_consumer(client, names)
     cancel_id = publish_cancel(
         client, key="order-4", source="shop", reason="fraud check", stream=names.stream
     )
-    event_id = publish_event(
-        client,
-        type="checkout",
-        key="order-4",
-        source="shop",
-        payload=demo_context,
-        stream=names.stream,
-    )
-    control_id = publish_event(
-        client,
-        type="checkout",
-        key="order-5",
-        source="shop",
-        payload=demo_context,
-        stream=names.stream,
-    )
+    event_id = publish_checkout("order-4", source="shop")
+    control_id = publish_checkout("order-5", source="shop")
     # when the consumer runs and the worker has decided the later event
     handled = consumer.run_once()
     control = wait_for(lambda: Event.objects.filter(key="order-5", status="completed").first())
@@ -391,16 +382,14 @@ POISON: dict[str, PoisonCase] = {
 
 @pytest.mark.parametrize("case", list(POISON), ids=list(POISON))
 def test_poison_message_is_dead_lettered_and_the_consumer_keeps_going(
-    case, client, names, demo, demo_context
+    case, client, names, demo, demo_context, publish_checkout
 ):
     build, code, reason, details = POISON[case]
     # given a poison message followed by a valid event
     consumer = make_consumer(client, names)
     fields = build(json.loads(json.dumps(demo_context)))
     poison_id = client.xadd(names.stream, fields).decode()
-    good_id = publish_event(
-        client, type="checkout", key="good-1", payload=demo_context, stream=names.stream
-    )
+    good_id = publish_checkout("good-1")
     # when the consumer runs one round
     handled = consumer.run_once()
     # then the poison went to the dead-letter stream with its reason, both are acked,
@@ -425,12 +414,12 @@ def test_poison_message_is_dead_lettered_and_the_consumer_keeps_going(
     assert pending(client, names) == []
 
 
-def test_entry_delivered_too_many_times_is_dead_lettered(client, names, demo, demo_context):
+def test_entry_delivered_too_many_times_is_dead_lettered(
+    client, names, demo, demo_context, publish_checkout
+):
     # given an entry a dead consumer read, and that has been redelivered 5 times already
     consumer = make_consumer(client, names, max_deliveries=5)
-    message_id = publish_event(
-        client, type="checkout", key="order-6", payload=demo_context, stream=names.stream
-    )
+    message_id = publish_checkout("order-6")
     client.xreadgroup(GROUP, "ghost", {names.stream: ">"})
     client.xclaim(names.stream, GROUP, "ghost", 0, [message_id], idle=60_000, retrycount=5)
     # when a live consumer reclaims it (its sixth delivery)
@@ -448,13 +437,11 @@ def test_entry_delivered_too_many_times_is_dead_lettered(client, names, demo, de
 
 
 def test_entry_deleted_while_pending_is_dropped_and_reported(
-    client, names, demo, demo_context, caplog
+    client, names, demo, demo_context, caplog, publish_checkout
 ):
     # given an entry a dead consumer read, then deleted from the stream (XDEL) before any ack
     consumer = make_consumer(client, names)
-    message_id = publish_event(
-        client, type="checkout", key="order-13", payload=demo_context, stream=names.stream
-    )
+    message_id = publish_checkout("order-13")
     client.xreadgroup(GROUP, "ghost", {names.stream: ">"})
     client.xclaim(names.stream, GROUP, "ghost", 0, [message_id], idle=60_000)
     client.xdel(names.stream, message_id)
@@ -468,13 +455,13 @@ def test_entry_deleted_while_pending_is_dropped_and_reported(
     ]
 
 
-def test_pending_entry_without_fields_is_acked_as_gone(client, names, demo, demo_context):
+def test_pending_entry_without_fields_is_acked_as_gone(
+    client, names, demo, demo_context, publish_checkout
+):
     # given a pending entry whose record was deleted: re-reading a consumer's own pending
     # entries returns it with no fields
     consumer = make_consumer(client, names)
-    message_id = publish_event(
-        client, type="checkout", key="order-14", payload=demo_context, stream=names.stream
-    )
+    message_id = publish_checkout("order-14")
     client.xreadgroup(GROUP, "consumer-a", {names.stream: ">"})
     client.xdel(names.stream, message_id)
     entries: Any = client.xreadgroup(GROUP, "consumer-a", {names.stream: "0"})
@@ -489,7 +476,9 @@ def test_pending_entry_without_fields_is_acked_as_gone(client, names, demo, demo
     assert not Event.objects.exists()
 
 
-def test_stop_finishes_the_current_message_and_releases_the_rest(client, names, demo, demo_context):
+def test_stop_finishes_the_current_message_and_releases_the_rest(
+    client, names, demo, demo_context, publish_checkout
+):
     # given three messages and a consumer asked to stop while it handles the first
     class StoppedDuringFirst(StreamConsumer):
         def handle(self, *args: Any, **kwargs: Any) -> Outcome:
@@ -497,12 +486,7 @@ def test_stop_finishes_the_current_message_and_releases_the_rest(client, names, 
             return super().handle(*args, **kwargs)
 
     consumer = StoppedDuringFirst(client, make_consumer(client, names).config)
-    ids = [
-        publish_event(
-            client, type="checkout", key=f"order-{n}", payload=demo_context, stream=names.stream
-        )
-        for n in (7, 8, 9)
-    ]
+    ids = [publish_checkout(f"order-{n}") for n in (7, 8, 9)]
     # when it runs its round
     handled = consumer.run_once()
     # then the first message is finished and acked, the other two are handed back: still
@@ -526,19 +510,12 @@ def test_stop_finishes_the_current_message_and_releases_the_rest(client, names, 
 
 
 def test_event_over_the_stream_is_decided_by_the_worker(
-    client, names, start_consumer, worker, demo, demo_context
+    client, names, start_consumer, worker, demo, demo_context, publish_checkout
 ):
     # given the consumer command and a worker running
     consumer = start_consumer("consumer-e2e")
     # when an event is published on the stream
-    publish_event(
-        client,
-        type="checkout",
-        key="order-10",
-        source="shop",
-        payload=demo_context,
-        stream=names.stream,
-    )
+    publish_checkout("order-10", source="shop")
     # then it is committed, acked, and decided by the worker
     event: Any = wait_for(
         lambda: (
@@ -561,21 +538,14 @@ def test_event_over_the_stream_is_decided_by_the_worker(
 
 
 def test_consumer_killed_before_ack_is_reclaimed_and_processed_once(
-    client, names, start_consumer, worker, demo, demo_context
+    client, names, start_consumer, worker, demo, demo_context, publish_checkout
 ):
     # given consumer A, stuck inside its accept transaction (the event table is locked)
     first = start_consumer("consumer-a")
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"LOCK TABLE {Event._meta.db_table} IN EXCLUSIVE MODE")
-        message_id = publish_event(
-            client,
-            type="checkout",
-            key="order-11",
-            source="shop",
-            payload=demo_context,
-            stream=names.stream,
-        )
+        message_id = publish_checkout("order-11", source="shop")
         wait_for(lambda: [p["consumer"] for p in pending(client, names)] == ["consumer-a"])
         wait_for(lambda: _waiting_on_a_lock())
         # when A is killed after reading but before committing and acking
@@ -620,7 +590,7 @@ def _admin_sql(sql: str, params: list[Any] | None = None) -> None:
 
 
 def test_database_outage_is_retried_not_dead_lettered(
-    client, names, start_consumer, demo, demo_context
+    client, names, start_consumer, demo, demo_context, publish_checkout
 ):
     # given a running consumer that holds a database session
     app_name = f"verdict-test-consumer-{uuid.uuid4().hex[:8]}"
@@ -630,9 +600,7 @@ def test_database_outage_is_retried_not_dead_lettered(
         "0.3",
         DATABASE_URL=f"{database_url()}?application_name={app_name}",
     )
-    publish_event(
-        client, type="checkout", key="order-warm", payload=demo_context, stream=names.stream
-    )
+    publish_checkout("order-warm")
     wait_for(lambda: Event.objects.filter(key="order-warm", status="completed").exists())
     db_name = connection.settings_dict["NAME"]
     try:
@@ -642,9 +610,7 @@ def test_database_outage_is_retried_not_dead_lettered(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
             [app_name],
         )
-        message_id = publish_event(
-            client, type="checkout", key="order-12", payload=demo_context, stream=names.stream
-        )
+        message_id = publish_checkout("order-12")
         wait_for(lambda: consumer.log_tail(200).count("database unavailable") >= 3)
         # then it is retried, not dead-lettered: still pending, delivered once, no row yet
         assert [(p["id"], p["deliveries"]) for p in pending(client, names)] == [(message_id, 1)]
