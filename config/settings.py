@@ -239,6 +239,9 @@ VERDICT: dict[str, Any] = {
     # Events decided per transaction by one processing task (a task takes what has arrived,
     # up to this many, and loops; a full batch calls another worker in to help).
     "EVENT_BATCH": int(os.environ.get("VERDICT_EVENT_BATCH", "20")),
+    # How long one processing task keeps looping before it hands over to a fresh task (so a
+    # worker under steady load can still stop or restart between tasks).
+    "EVENT_TASK_SECONDS": float(os.environ.get("VERDICT_EVENT_TASK_SECONDS", "5")),
     # How long the "a processing task is on its way" mark lives (seconds): while it is set,
     # accepting an event publishes nothing; if its task was lost, the next accept after it
     # expires publishes again (and recovery republishes anything older than REPUBLISH_AFTER).

@@ -15,6 +15,7 @@ the mark was set is always seen by that look or by the task the next accept publ
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -57,6 +58,8 @@ def _lock_source_key(source: str, key: str) -> None:
 
 
 DOORBELL_KEY = "verdict:events:doorbell"
+# Set while a helper task published for a full batch is recent (see events_process_pending).
+HELPER_KEY = "verdict:events:helper"
 
 
 def _publish_processing() -> bool:
@@ -268,26 +271,43 @@ def event_process(*, event_id: str) -> Event | None:
 
 
 def events_process_pending() -> list[str]:
-    """Decide on received events, a batch per transaction, until none is left.
+    """Decide on received events, a batch per transaction, until none is left (or time is up).
 
-    Each round claims up to EVENT_BATCH of the oldest received events; a full batch means
+    Each round claims up to EVENT_BATCH of the oldest received events. A full batch means
     more are waiting, so another processing task is published for a second worker to share
-    the backlog. Before giving up the task clears the doorbell and looks once more, so an
-    event accepted while the doorbell was set is never left waiting for recovery. Returns
-    the ids of the events it decided. Writes like `events_decide`.
+    the backlog (at most one such helper per second, so a long backlog does not flood the
+    broker with tasks that will find nothing). Before giving up the task clears the doorbell
+    and looks once more, so an event accepted while the doorbell was set is never left
+    waiting for recovery. After EVENT_TASK_SECONDS it hands over to a new task instead of
+    looping on, so a worker under steady load can still shut down or restart between tasks.
+    Returns the ids of the events it decided. Writes like `events_decide`.
     """
     limit = max(1, int(_setting("EVENT_BATCH", 20)))
+    deadline = time.monotonic() + _setting("EVENT_TASK_SECONDS", 5)
     decided: list[str] = []
     while True:
+        if time.monotonic() >= deadline:
+            # The doorbell stays set: the task published here is the one on its way.
+            _publish_processing()
+            return decided
         ids = _claim_received(limit=limit)
         if not ids:
             _clear_doorbell()
             ids = _claim_received(limit=limit)
             if not ids:
                 return decided
-        if len(ids) >= limit:
+        if len(ids) >= limit and _first_in(HELPER_KEY, seconds=1):
             _publish_processing()
         decided += [str(event.pk) for event in events_decide(event_ids=ids)]
+
+
+def _first_in(key: str, *, seconds: int) -> bool:
+    """Whether this call is the first to set `key` in the shared cache within `seconds`."""
+    try:
+        return bool(shared_cache.add(key, 1, timeout=seconds))
+    except Exception:
+        logger.warning("shared cache unreachable", exc_info=True)
+        return False
 
 
 _CLAIM_OLDEST_SQL = """

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 
 from ingress import services
@@ -279,12 +280,56 @@ def test_a_full_batch_calls_in_a_second_worker(demo, demo_context, settings, mon
         return True
 
     monkeypatch.setattr(services, "_publish_processing", publish)
+    cache.delete(services.HELPER_KEY)
     for i in range(3):
         accept(demo_context, key=f"full-{i}")
     # when the pending events are processed
     services.events_process_pending()
     # then the first (full) batch published one helper task, the second (one event) none
     assert published == ["task"]
+
+
+@pytest.mark.django_db
+def test_a_long_backlog_calls_in_at_most_one_helper_a_second(
+    demo, demo_context, settings, monkeypatch
+):
+    # given four received events, batches of one, and a count of published helper tasks
+    settings.VERDICT = {**settings.VERDICT, "EVENT_BATCH": 1}
+    published: list[str] = []
+
+    def publish() -> bool:
+        published.append("task")
+        return True
+
+    monkeypatch.setattr(services, "_publish_processing", publish)
+    cache.delete(services.HELPER_KEY)
+    for i in range(4):
+        accept(demo_context, key=f"long-{i}")
+    # when they are processed (four full batches, well within a second)
+    decided = services.events_process_pending()
+    # then all were decided and only the first full batch published a helper
+    assert (len(decided), published) == (4, ["task"])
+
+
+@pytest.mark.django_db
+def test_a_task_whose_time_is_up_hands_over_to_a_new_task(
+    demo, demo_context, settings, monkeypatch
+):
+    # given received events and a task time budget already spent
+    settings.VERDICT = {**settings.VERDICT, "EVENT_TASK_SECONDS": 0}
+    published: list[str] = []
+
+    def publish() -> bool:
+        published.append("task")
+        return True
+
+    monkeypatch.setattr(services, "_publish_processing", publish)
+    accept(demo_context, key="later-1")
+    # when the task runs
+    decided = services.events_process_pending()
+    # then it decided nothing and published the task that will
+    assert (decided, published) == ([], ["task"])
+    assert Event.objects.get(key="later-1").status == "received"
 
 
 @pytest.mark.django_db
@@ -333,8 +378,6 @@ def test_a_repeat_with_a_payload_that_no_longer_validates_returns_the_stored_eve
 def test_accepting_a_burst_rings_once_and_processing_clears_the_doorbell(
     demo, demo_context, monkeypatch
 ):
-    from django.core.cache import cache
-
     # given no processing task on its way, and a count of published tasks
     cache.delete(services.DOORBELL_KEY)
     published: list[str] = []
