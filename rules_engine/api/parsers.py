@@ -12,6 +12,8 @@ from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import BaseRenderer
 
+from rules_engine.paths import json_path
+
 
 class RequestTooLarge(APIException):
     """The body is larger than VERDICT_MAX_BODY_BYTES (answered with 413)."""
@@ -36,6 +38,27 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
             return True
         stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def nul_path(value: Any) -> str | None:
+    """The JSON path of the first string (key or value) holding NUL (U+0000), or None.
+
+    PostgreSQL cannot store NUL in text or jsonb, so such a body could never be stored.
+    """
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return json_path(path)
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    return json_path([*path, key])
+                stack.append((child, [*path, key]))
+        elif isinstance(node, list):
+            stack.extend((child, [*path, index]) for index, child in enumerate(node))
+    return None
 
 
 class SafeJSONParser(JSONParser):
@@ -63,6 +86,9 @@ class SafeJSONParser(JSONParser):
         max_depth = int(settings.VERDICT["MAX_JSON_DEPTH"])
         if json_depth_exceeds(data, max_depth):
             raise ParseError(f"JSON nested deeper than {max_depth} levels.")
+        # NUL can only arrive escaped; the byte test keeps the walk off the common path.
+        if b"\\u0000" in raw and (where := nul_path(data)) is not None:
+            raise ParseError(f"JSON strings may not contain NUL (\\u0000): at {where}.")
         return data
 
 

@@ -81,3 +81,19 @@ def test_cancel_by_id_and_by_key(demo, demo_context):
 def test_listing_events_is_for_staff(demo, admin_client):
     assert APIClient().get("/api/events/").status_code == 403
     assert admin_client.get("/api/events/?status=received").status_code == 200
+
+
+def test_an_event_with_nul_in_a_string_is_a_400_and_not_stored(demo, demo_context):
+    # given a payload PostgreSQL could never store (NUL inside a string)
+    demo_context["user"]["name"] = "Ada\u0000"
+    # when it is posted
+    response = post("/new-event", {"type": "checkout", "key": "nul", "payload": demo_context})
+    # then it is refused with where, and nothing is stored
+    assert (response.status_code, response.json()) == (
+        400,
+        {
+            "error": "malformed_json",
+            "detail": "JSON strings may not contain NUL (\\u0000): at $.payload.user.name.",
+        },
+    )
+    assert Event.objects.count() == 0

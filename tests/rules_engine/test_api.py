@@ -113,6 +113,35 @@ def test_deep_nesting_is_refused(client, demo):
     }
 
 
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (
+            {"entry_point": "checkout", "context": {"user": {"name": "Ada\u0000"}}},
+            "$.context.user.name",
+        ),
+        ({"entry_point": "checkout", "context": {"tags": ["ok", "b\u0000d"]}}, "$.context.tags[1]"),
+        ({"entry_point": "checkout", "context": {"k\u0000": 1}}, '$.context["k\\u0000"]'),
+    ],
+)
+def test_nul_in_a_string_is_refused_with_its_path(client, demo, body, where):
+    # given a body PostgreSQL could never store (NUL inside a JSON string)
+    response = post_json(client, EXECUTE, body)
+    # then it is a 400 naming where, not a 500 from the database
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "malformed_json",
+        "detail": f"JSON strings may not contain NUL (\\u0000): at {where}.",
+    }
+
+
+def test_an_escaped_backslash_before_u0000_is_ordinary_text(client, demo, demo_context):
+    # given the six characters \u0000 as text (an escaped backslash), not a NUL
+    demo_context["user"]["name"] = "C:\\u0000"
+    response = post_json(client, EXECUTE, {"entry_point": "checkout", "context": demo_context})
+    assert response.status_code == 200
+
+
 def test_extreme_nesting_is_refused_not_crashed(client, demo):
     raw = '{"entry_point": "checkout", "context": ' + "[" * 100_000 + "]" * 100_000 + "}"
     response = client.post(EXECUTE, raw, content_type="application/json")
