@@ -21,7 +21,6 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -239,17 +238,14 @@ def dry_run_rule(*, rule: Any, context: Any) -> Decision:
     return _decide(_Run(ruleset, True, None, None), context, started=started)
 
 
-def run_delayed_action(
-    *, scheduled: Any, ruleset_for: Callable[[str], CompiledRuleset | None] | None = None
-) -> dict[str, Any]:
+def run_delayed_action(*, scheduled: Any) -> dict[str, Any]:
     """Run a ScheduledAction's action now, as the decision that scheduled it would have.
 
     Call inside the transaction that marks the row done, so the action's writes and the row's
     status commit together (a crash before commit leaves neither). Returns the result row
     (with the rendered effect, if any). Raises ActionSpecError when the stored spec no longer
-    compiles and whatever the handler raises. `ruleset_for` looks up the entry point's
-    compiled ruleset (for templates); callers running many actions pass a memoised one so a
-    batch checks the ruleset generation once, not once per action.
+    compiles and whatever the handler raises. Callers running many actions wrap them in
+    `cache.one_generation()` so a batch checks the ruleset generation once.
     """
     prepared = _prepared_spec(orjson.dumps(scheduled.spec, option=orjson.OPT_SORT_KEYS))
     context = dict(scheduled.data)
@@ -275,7 +271,7 @@ def run_delayed_action(
     outcome = prepared.run(ctx)
     result: dict[str, Any] = {"status": "ok", **outcome.result}
     if outcome.effect is not None:
-        ruleset = (ruleset_for or rulesets.get)(scheduled.entry_point_key)
+        ruleset = rulesets.get(scheduled.entry_point_key)
         effect = {"rule_id": ctx.rule_id, "action_index": ctx.action_index, **outcome.effect}
         result["effect"] = _render(ruleset, effect, scheduled.data) if ruleset else effect
     return result

@@ -19,11 +19,10 @@ The knobs are in `scheduling.conf`.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +45,7 @@ from ingress.models import Event
 from ingress.services import events_settle
 from rules_engine import engine
 from rules_engine.actions import ActionContext, registry
-from rules_engine.cache import rulesets
+from rules_engine.cache import one_generation
 from scheduling.conf import setting
 from scheduling.models import ScheduledAction
 
@@ -302,7 +301,7 @@ def scheduled_actions_sweep(*, now: datetime | None = None) -> int:
             return published
 
 
-def _run_locked(row: ScheduledAction, ruleset_for: Callable[[str], Any]) -> None:
+def _run_locked(row: ScheduledAction) -> None:
     """Run one claimed, locked row's action and set its outcome on the instance.
 
     The action runs in a savepoint, so a failing action's partial writes are undone alone.
@@ -313,7 +312,7 @@ def _run_locked(row: ScheduledAction, ruleset_for: Callable[[str], Any]) -> None
     row.started_at = timezone.now()
     try:
         with transaction.atomic() if savepoint else nullcontext():
-            row.result = engine.run_delayed_action(scheduled=row, ruleset_for=ruleset_for)
+            row.result = engine.run_delayed_action(scheduled=row)
         row.status, row.error = Status.DONE, ""
     except (OperationalError, InterfaceError):
         # The database went away: nothing of the slice commits, and its rows stay running
@@ -362,10 +361,10 @@ def scheduled_actions_run(
         # from rows whose actions are running; a row recovered between the claim and this
         # lock no longer carries our token and is not run.
         rows = _lock_claimed(ids=ids, token=token)
-        # One ruleset lookup (and generation check) per entry point per slice.
-        ruleset_for = functools.cache(rulesets.get)
-        for row in rows:
-            _run_locked(row, ruleset_for)
+        # One generation check per slice, not per action.
+        with one_generation():
+            for row in rows:
+                _run_locked(row)
         _finish(rows)
     return rows
 
