@@ -80,13 +80,9 @@ def _ring() -> None:
     Publishes only when the doorbell mark was not set (cache `add` is atomic), so a burst of
     events costs one message, not one per event. A cache outage publishes anyway.
     """
-    try:
-        expiry = int(_setting("EVENT_DOORBELL_SECONDS", 2))
-        first = shared_cache.add(DOORBELL_KEY, 1, timeout=expiry)
-    except Exception:
-        logger.warning("shared cache unreachable; publishing event processing", exc_info=True)
-        first = True
-    if first and not _publish_processing():
+    expiry = int(_setting("EVENT_DOORBELL_SECONDS", 2))
+    # Unreachable cache: publish anyway (a spare task finds nothing; a missing one waits).
+    if _first_in(DOORBELL_KEY, seconds=expiry, unreachable=True) and not _publish_processing():
         # Nothing is on its way after all: let the next accept try again.
         _clear_doorbell()
 
@@ -301,13 +297,16 @@ def events_process_pending() -> list[str]:
         decided += [str(event.pk) for event in events_decide(event_ids=ids)]
 
 
-def _first_in(key: str, *, seconds: int) -> bool:
-    """Whether this call is the first to set `key` in the shared cache within `seconds`."""
+def _first_in(key: str, *, seconds: int, unreachable: bool = False) -> bool:
+    """Whether this call is the first to set `key` in the shared cache within `seconds`.
+
+    `unreachable` is the answer when the shared cache cannot be reached.
+    """
     try:
         return bool(shared_cache.add(key, 1, timeout=seconds))
     except Exception:
         logger.warning("shared cache unreachable", exc_info=True)
-        return False
+        return unreachable
 
 
 _CLAIM_OLDEST_SQL = """
