@@ -29,6 +29,19 @@ def accept(context: dict[str, Any], key: str = "order-1", **extra: Any) -> Event
 
 
 @pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Processing tasks published by the test (recorded, not sent to the broker)."""
+    sent: list[str] = []
+
+    def publish() -> bool:
+        sent.append("task")
+        return True
+
+    monkeypatch.setattr(services, "_publish_processing", publish)
+    return sent
+
+
+@pytest.fixture
 def delayed(demo: Any) -> Rule:
     """The free shipping rule also schedules a reminder an hour later."""
     rule = Rule.objects.get(name="Free shipping banner")
@@ -270,16 +283,9 @@ def test_pending_events_are_decided_in_batches_with_their_audit_rows(demo, demo_
 
 
 @pytest.mark.django_db
-def test_a_full_batch_calls_in_a_second_worker(demo, demo_context, settings, monkeypatch):
+def test_a_full_batch_calls_in_a_second_worker(demo, demo_context, settings, published):
     # given three received events, batches of two, and a count of published helper tasks
     settings.VERDICT = {**settings.VERDICT, "EVENT_BATCH": 2}
-    published: list[str] = []
-
-    def publish() -> bool:
-        published.append("task")
-        return True
-
-    monkeypatch.setattr(services, "_publish_processing", publish)
     cache.delete(services.HELPER_KEY)
     for i in range(3):
         accept(demo_context, key=f"full-{i}")
@@ -291,17 +297,10 @@ def test_a_full_batch_calls_in_a_second_worker(demo, demo_context, settings, mon
 
 @pytest.mark.django_db
 def test_a_long_backlog_calls_in_at_most_one_helper_a_second(
-    demo, demo_context, settings, monkeypatch
+    demo, demo_context, settings, published
 ):
     # given four received events, batches of one, and a count of published helper tasks
     settings.VERDICT = {**settings.VERDICT, "EVENT_BATCH": 1}
-    published: list[str] = []
-
-    def publish() -> bool:
-        published.append("task")
-        return True
-
-    monkeypatch.setattr(services, "_publish_processing", publish)
     cache.delete(services.HELPER_KEY)
     for i in range(4):
         accept(demo_context, key=f"long-{i}")
@@ -312,18 +311,9 @@ def test_a_long_backlog_calls_in_at_most_one_helper_a_second(
 
 
 @pytest.mark.django_db
-def test_a_task_whose_time_is_up_hands_over_to_a_new_task(
-    demo, demo_context, settings, monkeypatch
-):
+def test_a_task_whose_time_is_up_hands_over_to_a_new_task(demo, demo_context, settings, published):
     # given received events and a task time budget already spent
     settings.VERDICT = {**settings.VERDICT, "EVENT_TASK_SECONDS": 0}
-    published: list[str] = []
-
-    def publish() -> bool:
-        published.append("task")
-        return True
-
-    monkeypatch.setattr(services, "_publish_processing", publish)
     accept(demo_context, key="later-1")
     # when the task runs
     decided = services.events_process_pending()
@@ -376,17 +366,10 @@ def test_a_repeat_with_a_payload_that_no_longer_validates_returns_the_stored_eve
 
 @pytest.mark.django_db(transaction=True)
 def test_accepting_a_burst_rings_once_and_processing_clears_the_doorbell(
-    demo, demo_context, monkeypatch
+    demo, demo_context, published
 ):
     # given no processing task on its way, and a count of published tasks
     cache.delete(services.DOORBELL_KEY)
-    published: list[str] = []
-
-    def publish() -> bool:
-        published.append("task")
-        return True
-
-    monkeypatch.setattr(services, "_publish_processing", publish)
     # when three events are accepted (each committed)
     for i in range(3):
         accept(demo_context, key=f"burst-{i}")

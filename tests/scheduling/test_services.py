@@ -250,8 +250,8 @@ def test_an_action_of_a_cancelled_event_never_starts():
 
 
 @pytest.mark.django_db
-def test_a_failing_action_fails_its_row_with_the_reason():
-    # given an update whose subject expression gives null
+def test_a_failing_action_fails_its_row_with_the_reason(statements):
+    # given an update whose subject expression gives null (raw statements and the ORM path)
     now = timezone.now()
     spec = count_spec()
     spec["params"]["subject"] = {"var": "missing"}
@@ -454,24 +454,6 @@ def test_run_returns_the_rows_with_their_claim_and_outcome(statements):
         row.result,
         row.finished_at,
         row.created_at,
-    )
-
-
-@pytest.mark.django_db
-def test_run_on_the_orm_path_marks_a_failing_action_failed_with_the_reason(monkeypatch):
-    # given the ORM path (other databases) and an update whose subject expression gives null
-    monkeypatch.setattr(services, "_on_postgresql", lambda: False)
-    now = timezone.now()
-    spec = count_spec()
-    spec["params"]["subject"] = {"var": "missing"}
-    row = make_row(due_at=now, status="enqueued", spec=spec)
-    # when it runs
-    services.scheduled_actions_run(ids=[str(row.pk)], now=now)
-    # then the row fails with the handler's error, like on PostgreSQL
-    row.refresh_from_db()
-    assert (row.status, row.attempts, row.lease_until, row.result) == ("failed", 1, None, {})
-    assert row.error == (
-        "ActionRuntimeError: update has no subject (the subject expression gave null)"
     )
 
 
