@@ -272,32 +272,12 @@ class _Compiler:
         _number("multipleOf", value)
         return _NUMBER, self._keyword_check("multipleOf", value, schema)
 
-    def min_length(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
-        """`minLength` for strings, in code points."""
-        bound = _count("minLength", value)
-        return _STRING, lambda instance: not len(instance) < bound
-
-    def max_length(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
-        """`maxLength` for strings, in code points."""
-        bound = _count("maxLength", value)
-        return _STRING, lambda instance: not len(instance) > bound
-
     def pattern(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
         """`pattern` for strings: found anywhere (`re.search`), not matched whole."""
         if not isinstance(value, str):
             raise _Unsupported("pattern")
         search = re.compile(value).search
         return _STRING, lambda instance: search(instance) is not None
-
-    def min_items(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
-        """`minItems` for arrays."""
-        bound = _count("minItems", value)
-        return _ARRAY, lambda instance: not len(instance) < bound
-
-    def max_items(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
-        """`maxItems` for arrays."""
-        bound = _count("maxItems", value)
-        return _ARRAY, lambda instance: not len(instance) > bound
 
     def unique_items(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
         """`uniqueItems` for arrays, by jsonschema's own function."""
@@ -425,16 +405,6 @@ class _Compiler:
             return _OBJECT, None
         return _OBJECT, lambda instance: all(subcheck(name) for name in instance)
 
-    def min_properties(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
-        """`minProperties` for objects."""
-        bound = _count("minProperties", value)
-        return _OBJECT, lambda instance: not len(instance) < bound
-
-    def max_properties(self, value: Any, schema: dict[str, Any]) -> tuple[str, FastCheck | None]:
-        """`maxProperties` for objects."""
-        bound = _count("maxProperties", value)
-        return _OBJECT, lambda instance: not len(instance) > bound
-
     def dependent_required(
         self, value: Any, schema: dict[str, Any]
     ) -> tuple[str, FastCheck | None]:
@@ -477,6 +447,25 @@ class _Compiler:
 
 _KeywordCompiler = Callable[[_Compiler, Any, dict[str, Any]], tuple[str, FastCheck | None]]
 
+
+def _length_bound(keyword: str, applies_to: str, *, most: bool) -> _KeywordCompiler:
+    """The compiler of a length bound (`minLength`, `maxItems`, `minProperties`, ...).
+
+    `len` counts code points of strings, items of arrays and properties of objects, as
+    jsonschema does; `most` makes it an upper bound.
+    """
+
+    def compile_bound(
+        compiler: _Compiler, value: Any, schema: dict[str, Any]
+    ) -> tuple[str, FastCheck | None]:
+        bound = _count(keyword, value)
+        if most:
+            return applies_to, lambda instance: not len(instance) > bound
+        return applies_to, lambda instance: not len(instance) < bound
+
+    return compile_bound
+
+
 _KEYWORD_COMPILERS: Final[Mapping[str, _KeywordCompiler]] = {
     "type": _Compiler.type_,
     "enum": _Compiler.enum,
@@ -489,21 +478,21 @@ _KEYWORD_COMPILERS: Final[Mapping[str, _KeywordCompiler]] = {
     "exclusiveMinimum": _Compiler.exclusive_minimum,
     "exclusiveMaximum": _Compiler.exclusive_maximum,
     "multipleOf": _Compiler.multiple_of,
-    "minLength": _Compiler.min_length,
-    "maxLength": _Compiler.max_length,
+    "minLength": _length_bound("minLength", _STRING, most=False),
+    "maxLength": _length_bound("maxLength", _STRING, most=True),
     "pattern": _Compiler.pattern,
     "items": _Compiler.items,
     "prefixItems": _Compiler.prefix_items,
-    "minItems": _Compiler.min_items,
-    "maxItems": _Compiler.max_items,
+    "minItems": _length_bound("minItems", _ARRAY, most=False),
+    "maxItems": _length_bound("maxItems", _ARRAY, most=True),
     "uniqueItems": _Compiler.unique_items,
     "properties": _Compiler.properties,
     "patternProperties": _Compiler.pattern_properties,
     "additionalProperties": _Compiler.additional_properties,
     "required": _Compiler.required,
     "propertyNames": _Compiler.property_names,
-    "minProperties": _Compiler.min_properties,
-    "maxProperties": _Compiler.max_properties,
+    "minProperties": _length_bound("minProperties", _OBJECT, most=False),
+    "maxProperties": _length_bound("maxProperties", _OBJECT, most=True),
     "dependentRequired": _Compiler.dependent_required,
 }
 
