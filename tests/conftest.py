@@ -94,3 +94,12 @@ def worker(celery_worker: Any) -> Any:
     if not celery_worker.alive():
         celery_worker.start()
     return celery_worker
+
+
+@pytest.fixture
+def api_client(db: Any) -> Any:
+    """A DRF test client that sends an API key holding every scope (execute, events, read,
+    manage) on every request: what an application's backend uses."""
+    from rest_framework.test import APIClient
+
+    return APIClient()
