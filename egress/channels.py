@@ -10,6 +10,7 @@ Webhook requests carry:
     X-Verdict-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, f"{t}." + body)>
     Idempotency-Key / X-Verdict-Delivery: <delivery id>   (the same on every retry)
     User-Agent: Verdict
+    X-Request-ID: <id of the request that led to it>   (when known; config/logging.py)
 
 A receiver verifies by recomputing the HMAC over the timestamp, a dot and the raw body, and
 should refuse timestamps far from its clock (replays).
@@ -29,6 +30,7 @@ import httpx
 import redis
 from django.conf import settings
 
+from config.logging import request_id_headers
 from egress.models import Delivery, Destination
 
 USER_AGENT = "Verdict"
@@ -128,6 +130,8 @@ def send_webhook(*, destination: Destination, delivery_id: str, payload: Any) ->
         SIGNATURE_HEADER: signature(secret=destination.secret, timestamp=timestamp, body=body),
         "Idempotency-Key": delivery_id,
         "X-Verdict-Delivery": delivery_id,
+        # The id of the request that led to this delivery, when the sending task carries one.
+        **request_id_headers(),
     }
     timeout = httpx.Timeout(destination.timeout_seconds)
     try:

@@ -321,6 +321,13 @@ def delivery_attempt(*, delivery_id: str, now: datetime | None = None) -> Delive
         logger.exception("delivery %s: attempt %s failed", delivery.pk, attempt.number)
         result = channels.SendResult(ok=False, error=f"{type(exc).__name__}: {exc}")
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    logger.info(
+        "delivery %s attempt %s: %s",
+        delivery.pk,
+        attempt.number,
+        "delivered" if result.ok else result.error,
+        extra={"delivery_id": str(delivery.pk), "attempt": attempt.number, "ok": result.ok},
+    )
     return _finish(delivery, attempt, result, duration_ms, now or timezone.now())
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from config.logging import REQUEST_ID_HEADER, accept_request_id, bind_request_id, request_id_var
+
 
 class BodySizeLimitMiddleware:
     """Answer 413 for a declared body larger than DATA_UPLOAD_MAX_MEMORY_SIZE, before any read.
@@ -30,3 +32,26 @@ class BodySizeLimitMiddleware:
                 status=413,
             )
         return self.get_response(request)
+
+
+class RequestIdMiddleware:
+    """Give each request an id: the caller's `X-Request-ID` if acceptable, else a new one.
+
+    The id is bound to the request's context (logs, Celery tasks and deliveries it causes carry
+    it, see config/logging.py), written back into the request's headers so views and the audit
+    row see the same id, and returned as the response's `X-Request-ID`.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = accept_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request.META["HTTP_X_REQUEST_ID"] = request_id
+        token = bind_request_id(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response

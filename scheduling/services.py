@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from ingress.models import Event
 from ingress.services import events_settle
-from rules_engine import engine
+from rules_engine import engine, metrics
 from rules_engine.actions import ActionContext, registry
 from rules_engine.cache import one_generation
 from scheduling.conf import setting
@@ -185,6 +185,7 @@ def scheduled_action_create(
         enqueued_at=now if soon else None,
         lease_until=_enqueued_lease(now) if soon else None,
     )
+    metrics.count_action(str(spec.get("type")), "scheduled")
     if soon:
         # Published only once the row is committed: a message must never name a row that a
         # rolled-back decision did not keep.
@@ -310,6 +311,7 @@ def _run_locked(row: ScheduledAction) -> None:
     # Only actions that write need a savepoint (two more statements per action).
     savepoint = handler is None or handler.writes
     row.started_at = timezone.now()
+    metrics.observe_lateness(row.entry_point_key, (row.started_at - row.due_at).total_seconds())
     try:
         with transaction.atomic() if savepoint else nullcontext():
             row.result = engine.run_delayed_action(scheduled=row)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from jsonschema import Draft202012Validator
 
+from rules_engine import metrics
 from rules_engine.conditions import compile_condition
 from rules_engine.jsonlogic import JsonLogicError
 from rules_engine.paths import json_path
@@ -96,8 +97,19 @@ class PreparedAction:
         return {"type": self.type, "params": self.params}
 
     def run(self, ctx: ActionContext) -> ActionOutcome:
-        """Run the action. Raises ActionRuntimeError or JsonLogicError on failure."""
-        return self.handler.run(self, ctx)
+        """Run the action. Raises ActionRuntimeError or JsonLogicError on failure.
+
+        Counted in `verdict_actions_total` by type and outcome (dry runs are not).
+        """
+        try:
+            outcome = self.handler.run(self, ctx)
+        except Exception:
+            if not ctx.dry_run:
+                metrics.count_action(self.type, "error")
+            raise
+        if not ctx.dry_run:
+            metrics.count_action(self.type, "ok")
+        return outcome
 
 
 class ActionHandler:

@@ -4,11 +4,13 @@ Redis is configured) as one command, for `make run`. Ctrl-C stops them all."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -55,8 +57,9 @@ class Command(BaseCommand):
         }
         if settings.REDIS_URL:
             commands["consumer"] = [python, "manage.py", "ingress_consume"]
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir())}
         children = {
-            name: subprocess.Popen(args, env=dict(os.environ))  # noqa: S603  (our own commands)
+            name: subprocess.Popen(args, env=env)  # noqa: S603  (our own commands)
             for name, args in commands.items()
         }
         stopping = threading.Event()
@@ -85,6 +88,17 @@ class Command(BaseCommand):
                     child.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     child.kill()
+
+    @staticmethod
+    def _metrics_dir() -> Path:
+        # Every child writes its counters here and /metrics adds them up, so the workers'
+        # work (events, delayed actions, deliveries) shows next to the web processes'. Files
+        # of an earlier run would be added too, so the folder starts empty.
+        configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        folder = Path(configured) if configured else Path(settings.BASE_DIR) / "var" / "prometheus"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     @staticmethod
     def _web(python: str, options: dict[str, Any]) -> list[str]:
