@@ -388,6 +388,8 @@ def events_decide(*, event_ids: list[str]) -> list[Event]:
                     request_id=str(event.pk),
                     event=engine.EventRef(str(event.pk), event.depth),
                     audit_rows=audit_rows,
+                    # Rules read the event's arrival as `$now`, however late it is decided.
+                    now=event.received_at,
                 )
             except (NotFound, InvalidInput) as exc:
                 event.status = Event.Status.FAILED

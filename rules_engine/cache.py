@@ -248,14 +248,19 @@ class RulesetCache:
 
     def get(self, key: str) -> CompiledRuleset | None:
         """The compiled ruleset for an entry point key, or None if unknown or inactive."""
-        generation = getattr(_pinned, "generation", None) or current_generation()
+        generation = pinned_or_current_generation()
         if generation != self._generation:
             with self._lock:
                 self._rulesets = {}
                 self._generation = generation
         if key in self._rulesets:
+            metrics.ruleset_cache_hits.inc()
             return self._rulesets[key]
-        ruleset = build_ruleset(key)
+        metrics.ruleset_cache_misses.inc()
+        # Pinned so both compile passes load named lists and WASM modules under one stamp
+        # (rules_engine/functions/catalog.py).
+        with one_generation():
+            ruleset = build_ruleset(key)
         # Unknown keys are cached too (as None) so probing them costs no queries.
         if len(self._rulesets) < 10_000:
             self._rulesets[key] = ruleset
@@ -316,6 +321,11 @@ def one_generation() -> Iterator[None]:
         yield
     finally:
         _pinned.generation = None
+
+
+def pinned_or_current_generation() -> str:
+    """The stamp pinned by an enclosing `one_generation()` block, else `current_generation()`."""
+    return getattr(_pinned, "generation", None) or current_generation()
 
 
 def current_generation() -> str:

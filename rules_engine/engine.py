@@ -43,13 +43,19 @@ from rules_engine.cache import (
     rulesets,
     templates_for,
 )
+from rules_engine.conditions import evaluation_budget_seconds
 from rules_engine.errors import InvalidContext, NotFound
-from rules_engine.jsonlogic import RuleError, truthy
+from rules_engine.functions.builtins import format_instant
+from rules_engine.jsonlogic import RuleError, limits, truthy
 from rules_engine.masking import mask_paths
 from rules_engine.models import Execution
 from rules_engine.validation import validate_context
 
 logger = logging.getLogger(__name__)
+
+# The decision's instant, as rules read it: the request's `now` (or the time the server
+# received it), an event's received time. Rules have no other clock.
+NOW_VAR = "$now"
 
 
 @dataclass
@@ -83,6 +89,8 @@ class Decision:
     subject: str | None = None
     rule_results: list[dict[str, Any]] = field(default_factory=list)
     action_results: list[dict[str, Any]] = field(default_factory=list)
+    # The `$now` the rules read (ISO-8601, UTC), audited with the context; None if unread.
+    now: str | None = None
 
     def as_response(self) -> dict[str, Any]:
         """The JSON body of POST /api/rules/engine/execute/."""
@@ -118,6 +126,8 @@ class _Run:
     claimed_cooldowns: list[tuple[str, str]] = field(default_factory=list)
     # Whether an action wrote rows; such decisions keep their audit row in their transaction.
     wrote: bool = False
+    now: datetime = field(default_factory=timezone.now)
+    now_read: str | None = None
 
 
 def execute(
@@ -129,8 +139,11 @@ def execute(
     request_id: str = "",
     event: EventRef | None = None,
     audit_rows: list[Execution] | None = None,
+    now: datetime | None = None,
 ) -> Decision:
     """Decide for one context at one entry point, and audit the decision.
+
+    `now` (aware) is the instant rules read as `$now`; by default the time of the call.
 
     Raises NotFound (unknown_entry_point) for an unknown or inactive entry point and
     InvalidContext with every schema error and its JSON path. Writes the actions' updates,
@@ -147,6 +160,8 @@ def execute(
         raise NotFound("unknown_entry_point", f"no active entry point {entry_point!r}")
 
     run = _Run(ruleset, dry_run, None if dry_run else str(uuid.uuid4()), event)
+    if now is not None:
+        run.now = now
     in_callers_transaction = transaction.get_connection().in_atomic_block
     # A rule set none of whose actions can write needs no transaction around the decision:
     # its only write is the audit row, which group commit batches with other requests' rows.
@@ -189,6 +204,8 @@ def _decide(run: _Run, context: Any, *, started: float) -> Decision:
 
     # 3. evaluate
     results = _evaluate(run, data)
+    if not run.dry_run and metrics.rule_timing_due():
+        metrics.time_rules(ruleset.key, results, data)
     matched = [r.rule for r in results if r.outcome == "matched"]
 
     # 4. dispatch
@@ -210,10 +227,11 @@ def _decide(run: _Run, context: Any, *, started: float) -> Decision:
         subject=run.subject,
         rule_results=[r.as_audit() for r in results],
         action_results=action_results,
+        now=run.now_read,
     )
 
 
-def dry_run_rule(*, rule: Any, context: Any) -> Decision:
+def dry_run_rule(*, rule: Any, context: Any, now: datetime | None = None) -> Decision:
     """Run one rule (saved or not) against a context without writing anything.
 
     Used by the admin's "dry run" and by authors testing a draft: the rule is compiled from
@@ -235,7 +253,10 @@ def dry_run_rule(*, rule: Any, context: Any) -> Decision:
         uses_state=STATE_VAR in repr((rule.condition, rule.actions)),
         evaluator=build_evaluator((compiled,)),
     )
-    return _decide(_Run(ruleset, True, None, None), context, started=started)
+    run = _Run(ruleset, True, None, None)
+    if now is not None:
+        run.now = now
+    return _decide(run, context, started=started)
 
 
 def run_delayed_action(*, scheduled: Any) -> dict[str, Any]:
@@ -303,7 +324,16 @@ def _evaluation_data(
 def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
     # Every condition at once: variable lookups shared, rules whose first test cannot match
     # skipped through the index; a failing rule comes back as a RuleError in its place.
-    values = run.ruleset.evaluator.evaluate(data, errors="collect")
+    evaluator = run.ruleset.evaluator
+    if evaluator.may_read(NOW_VAR):
+        # Only conditions see `$now` (a context's own "$now" key is overridden); actions get
+        # the context as it came.
+        run.now_read = format_instant(run.now)
+        data = {**data, NOW_VAR: run.now_read}
+    # Loops and function calls past the budget fail their rule (a RuleError) and the
+    # decision still answers.
+    with limits.budget(evaluation_budget_seconds()):
+        values = evaluator.evaluate(data, errors="collect")
     results: list[RuleResult] = []
     stopped = False
     for rule, value in zip(run.ruleset.rules, values, strict=True):
@@ -466,7 +496,7 @@ def _outcome(results: list[RuleResult]) -> str:
 def _count(ruleset: CompiledRuleset, decision: Decision, seconds: float) -> None:
     metrics.decisions.labels(ruleset.key, decision.outcome).inc()
     metrics.decision_seconds.labels(ruleset.key).observe(seconds)
-    rule_failures = sum(1 for r in decision.rule_results if r["outcome"] == "error")
+    rule_failures = metrics.count_rule_outcomes(ruleset.key, decision.rule_results)
     action_failures = sum(1 for r in decision.action_results if r["status"] == "error")
     if rule_failures:
         metrics.rule_errors.labels(ruleset.key, "rule").inc(rule_failures)
@@ -489,6 +519,8 @@ def _audit_row(
     caller: str,
     request_id: str,
 ) -> Execution:
+    if decision.now is not None:
+        context = {**context, NOW_VAR: decision.now}  # what the rules read, for replay
     return Execution(
         id=decision.execution_id,
         entry_point_id=ruleset.entry_point_id,

@@ -17,21 +17,69 @@ The compiler looks operators up in :data:`registry` (or in the registry passed a
 ``compile(rule, functions=...)``) after the built-in operators. A compiled rule keeps the
 function it was compiled with; registering or unregistering later affects new compilations
 only (``apply``'s cache is invalidated through :attr:`FunctionRegistry.generation`).
+
+Functions that depend on stored data (named lists, WebAssembly modules: see
+:mod:`rules_engine.functions.operators`) register a ``bind`` hook as well. The compiler calls
+``bind(constants)`` once per operator node, at compile time, with the argument values that are
+constants (:data:`NOT_CONSTANT` for the others); the hook returns the callable the node will
+call at run time (e.g. bound to the list's contents) or raises :class:`FunctionBindError`,
+which the compiler turns into a JsonLogicCompileError at the offending argument's path. That is
+how a rule naming an unknown list is refused when it is saved, and how the list's contents are
+loaded with the compiled ruleset rather than read on every call.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, overload
 
-__all__ = ["Arity", "FunctionRegistry", "RegisteredFunction", "registry"]
+__all__ = [
+    "NOT_CONSTANT",
+    "AnyFunction",
+    "Arity",
+    "Binder",
+    "FunctionBindError",
+    "FunctionRegistry",
+    "RegisteredFunction",
+    "registry",
+]
 
 # An exact count, an inclusive (minimum, maximum) range with None for "no maximum", or None
 # for any number of arguments.
 Arity = int | tuple[int, int | None] | None
 AnyFunction = Callable[..., Any]
+
+
+class _NotConstant:
+    """Type of :data:`NOT_CONSTANT`."""
+
+    _instance: _NotConstant | None = None
+
+    def __new__(cls) -> _NotConstant:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_CONSTANT"
+
+
+NOT_CONSTANT: Any = _NotConstant()
+"""Stands, in the constants passed to a ``bind`` hook, for an argument computed at run time."""
+
+# bind(constants) -> the callable to run for this node; raises FunctionBindError.
+Binder = Callable[[tuple[Any, ...]], AnyFunction]
+
+
+class FunctionBindError(ValueError):
+    """A ``bind`` hook refused its arguments; ``argument`` is the offending index or None."""
+
+    def __init__(self, message: str, argument: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.argument = argument
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +90,29 @@ class RegisteredFunction:
     fn: AnyFunction
     arity: Arity
     description: str
+    bind: Binder | None = None
+
+    def bound(self, args: Sequence[Any], path: Any, arg_paths: Sequence[Any]) -> RegisteredFunction:
+        """This function with ``fn`` replaced by what ``bind`` returns for these arguments.
+
+        ``args`` are the compiled arguments (objects with ``const`` and ``value``), ``path``
+        the operator node's path and ``arg_paths`` each argument's. Raises
+        JsonLogicCompileError (at the offending argument's path) when ``bind`` refuses.
+        """
+        if self.bind is None:
+            return self
+        # Imported here: the JSONLogic package imports this module at import time.
+        from rules_engine.jsonlogic.errors import JsonLogicCompileError
+
+        constants = tuple(arg.value if arg.const else NOT_CONSTANT for arg in args)
+        try:
+            fn = self.bind(constants)
+        except FunctionBindError as exc:
+            where = path
+            if exc.argument is not None and exc.argument < len(arg_paths):
+                where = arg_paths[exc.argument]
+            raise JsonLogicCompileError(exc.message, where) from exc
+        return replace(self, fn=fn, bind=None)
 
     def accepts(self, count: int) -> bool:
         """Return True if the function may be called with ``count`` arguments. Raises nothing."""
@@ -108,12 +179,24 @@ class FunctionRegistry:
 
     @overload
     def register(
-        self, name: str, fn: None = None, *, arity: Arity = None, description: str = ""
+        self,
+        name: str,
+        fn: None = None,
+        *,
+        arity: Arity = None,
+        description: str = "",
+        bind: Binder | None = None,
     ) -> Callable[[AnyFunction], AnyFunction]: ...
 
     @overload
     def register(
-        self, name: str, fn: AnyFunction, *, arity: Arity = None, description: str = ""
+        self,
+        name: str,
+        fn: AnyFunction,
+        *,
+        arity: Arity = None,
+        description: str = "",
+        bind: Binder | None = None,
     ) -> AnyFunction: ...
 
     def register(
@@ -123,8 +206,12 @@ class FunctionRegistry:
         *,
         arity: Arity = None,
         description: str = "",
+        bind: Binder | None = None,
     ) -> AnyFunction | Callable[[AnyFunction], AnyFunction]:
         """Register ``fn`` as operator ``name``; without ``fn``, return a decorator.
+
+        ``bind``, when given, is called at compile time for every node using the function
+        (see the module docstring) and returns the callable that node runs.
 
         Raises ValueError if the name is empty, is a built-in operator or is already
         registered, or if the arity is invalid; TypeError if ``fn`` is not callable.
@@ -132,7 +219,7 @@ class FunctionRegistry:
         if fn is None:
 
             def decorator(function: AnyFunction) -> AnyFunction:
-                self.register(name, function, arity=arity, description=description)
+                self.register(name, function, arity=arity, description=description, bind=bind)
                 return function
 
             return decorator
@@ -146,7 +233,7 @@ class FunctionRegistry:
         with self._lock:
             if name in self._functions:
                 raise ValueError(f"function {name!r} is already registered")
-            self._functions[name] = RegisteredFunction(name, fn, checked, description)
+            self._functions[name] = RegisteredFunction(name, fn, checked, description, bind)
             self._generation += 1
         return fn
 

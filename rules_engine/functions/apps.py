@@ -10,3 +10,9 @@ class FunctionsConfig(AppConfig):
     name = "rules_engine.functions"
     label = "functions"
     verbose_name = "Functions"
+
+    def ready(self) -> None:
+        """Register the operators backed by stored data (`in_list`, `wasm`)."""
+        from rules_engine.functions import operators
+
+        operators.register()

@@ -39,8 +39,15 @@ including JavaScript coercions. Policies worth knowing:
 
 from __future__ import annotations
 
+from . import limits
 from .compiler import DEFAULT_MAX_DEPTH, DEFAULT_MAX_NODES, Compiled, apply, compile
-from .errors import JsonLogicCompileError, JsonLogicError, JsonLogicRuntimeError
+from .errors import (
+    JsonLogicBudgetError,
+    JsonLogicCompileError,
+    JsonLogicError,
+    JsonLogicLimitError,
+    JsonLogicRuntimeError,
+)
 from .ruleset import CompiledRuleset, RuleError, compile_ruleset
 from .values import UNDEFINED, to_json, truthy
 
@@ -50,13 +57,16 @@ __all__ = [
     "UNDEFINED",
     "Compiled",
     "CompiledRuleset",
+    "JsonLogicBudgetError",
     "JsonLogicCompileError",
     "JsonLogicError",
+    "JsonLogicLimitError",
     "JsonLogicRuntimeError",
     "RuleError",
     "apply",
     "compile",
     "compile_ruleset",
+    "limits",
     "to_json",
     "truthy",
 ]

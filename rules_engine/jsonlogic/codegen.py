@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .limits import iterate
 from .operators import (
     _SLOW,
     _index_other,
@@ -143,6 +144,7 @@ RUNTIME: Final[dict[str, Any]] = {
     "_slow": _slow_dispatch,
     "_union": _union,
     "_SAFE": _SAFE_INT,
+    "_iter": iterate,
     # The only builtins generated code uses; nothing else is reachable from it.
     "__builtins__": {
         "type": type,
@@ -1101,14 +1103,24 @@ def _empty_default_path(node: Node) -> tuple[str, ...] | None:
 
 
 def _loop(
-    items: str, item: str, scope: Scope, body: list[str], require_items: bool = False
+    gen: FunctionGen,
+    node: Node,
+    items: str,
+    item: str,
+    scope: Scope,
+    body: list[str],
+    require_items: bool = False,
 ) -> list[str]:
     condition = f"(type({items}) is list or _isarr({items}))"
     if require_items:
         condition = f"{condition} and {items}"
+    # Bounded like the closures (limits.iterate): one call per loop, checking the array's
+    # size and the deadline, and the deadline again every CHECK_EVERY items of long arrays.
+    # What it raises sends the context to the closures, which raise the rule's error.
+    bounded = f"_iter({items}, {gen.module.constant(node.op)}, {gen.module.constant(node.path)})"
     return [
         f"if {condition}:",
-        *_indent([f"for {item} in {items}:", *_indent([*scope.prologue, *body])]),
+        *_indent([f"for {item} in {bounded}:", *_indent([*scope.prologue, *body])]),
     ]
 
 
@@ -1122,7 +1134,7 @@ def _some_none(gen: FunctionGen, node: Node, scope: Scope) -> Code | None:
     return Code(
         target,
         T_BOOL,
-        [*lines, f"{target} = {not is_some}", *_loop(items, item, item_scope, body)],
+        [*lines, f"{target} = {not is_some}", *_loop(gen, node, items, item, item_scope, body)],
         simple=True,
     )
 
@@ -1133,7 +1145,7 @@ def _all(gen: FunctionGen, node: Node, scope: Scope) -> Code | None:
     target = gen.temp()
     test = gen.truth(logic)
     body = [*test.lines, f"if not {test.expr}:", *_indent([f"{target} = False", "break"])]
-    loop = _loop(items, item, item_scope, body, require_items=True)
+    loop = _loop(gen, node, items, item, item_scope, body, require_items=True)
     # ``all`` of an empty or non-array source is false; otherwise true until an item fails.
     loop.insert(1, f"    {target} = True")
     return Code(target, T_BOOL, [*lines, f"{target} = False", *loop], simple=True)
@@ -1148,7 +1160,7 @@ def _filter(gen: FunctionGen, node: Node, scope: Scope) -> Code | None:
     return Code(
         target,
         T_LIST,
-        [*lines, f"{target} = []", *_loop(items, item, item_scope, body)],
+        [*lines, f"{target} = []", *_loop(gen, node, items, item, item_scope, body)],
         simple=True,
     )
 
@@ -1161,7 +1173,7 @@ def _map(gen: FunctionGen, node: Node, scope: Scope) -> Code | None:
     return Code(
         target,
         T_LIST,
-        [*lines, f"{target} = []", *_loop(items, item, item_scope, body)],
+        [*lines, f"{target} = []", *_loop(gen, node, items, item, item_scope, body)],
         simple=True,
     )
 

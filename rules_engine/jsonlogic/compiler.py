@@ -18,6 +18,8 @@ from rules_engine.functions import FunctionRegistry, RegisteredFunction
 from rules_engine.functions import registry as default_registry
 
 from .errors import JsonLogicCompileError, JsonLogicRuntimeError, Path
+from .limits import DEADLINE, budget, budget_error
+from .limits import _clock as _limits_clock
 from .operators import OPERATORS, Arg, Evaluator, OperatorSpec, copy_value
 from .values import UNDEFINED, is_array
 
@@ -25,6 +27,24 @@ __all__ = ["DEFAULT_MAX_DEPTH", "DEFAULT_MAX_NODES", "Compiled", "apply", "compi
 
 DEFAULT_MAX_DEPTH: Final = 64
 DEFAULT_MAX_NODES: Final = 5000
+# Time one compilation may spend folding constant subtrees (iterations over constants).
+FOLD_BUDGET_SECONDS: Final = 0.1
+
+
+def _values_within(value: Any, limit: int) -> bool:
+    """Whether the JSON value holds at most ``limit`` values (counting stops past it)."""
+    count = 0
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        count += 1
+        if count > limit:
+            return False
+        if isinstance(current, dict):
+            stack.extend(current.values())
+        elif isinstance(current, (list, tuple)):
+            stack.extend(current)
+    return True
 
 
 class Compiled:
@@ -61,7 +81,12 @@ class Compiled:
 
 
 def _call_function(function: RegisteredFunction, args: Sequence[Arg], path: Path) -> Evaluator:
-    """Evaluator calling a custom function with the evaluated arguments."""
+    """Evaluator calling a custom function with the evaluated arguments.
+
+    The evaluation budget is checked before every call (a function may be slow where
+    operators are not). Errors the function raises become JsonLogicRuntimeError at ``path``;
+    a JsonLogicRuntimeError it raises (a limit, the budget) keeps its class.
+    """
     fn = function.fn
     name = function.name
     fns = tuple(arg.fn for arg in args)
@@ -71,8 +96,12 @@ def _call_function(function: RegisteredFunction, args: Sequence[Arg], path: Path
         for index, value in enumerate(values):
             if value is UNDEFINED:  # functions only ever see JSON values
                 values[index] = None
+        if _limits_clock() > DEADLINE.at:
+            raise budget_error(path)
         try:
             return fn(*values)
+        except JsonLogicRuntimeError as exc:
+            raise type(exc)(f"function {name!r}: {exc.message}", path) from exc
         except Exception as exc:
             raise JsonLogicRuntimeError(
                 f"function {name!r} raised {type(exc).__name__}: {exc}", path
@@ -103,7 +132,11 @@ class _Compiler:
     def compile_root(self, rule: Any) -> Arg:
         """Compile a whole rule. Raises JsonLogicCompileError (also for absurd nesting)."""
         try:
-            return self.node(rule, (), 0)
+            # Folding evaluates constant subtrees now; loops over constant arrays are bounded
+            # by a budget like any evaluation (what does not fold in time stays a run-time
+            # node, evaluated under the request's budget).
+            with budget(FOLD_BUDGET_SECONDS):
+                return self.node(rule, (), 0)
         except RecursionError as exc:
             raise JsonLogicCompileError("rule nests too deeply to compile", ()) from exc
 
@@ -174,6 +207,12 @@ class _Compiler:
             raise JsonLogicCompileError(
                 f"function {operator!r} takes {function.describe_arity()}, got {len(args)}", path
             )
+        # Hook of rules_engine.functions: functions bound at compile time (named lists, WASM).
+        if function.bind is not None:
+            arg_paths = (
+                [(*args_path, i) for i in range(len(args))] if is_array(values) else [args_path]
+            )
+            function = function.bound(args, path, arg_paths)
         return Arg(_call_function(function, args, path), const=False, pure=False)
 
     def _builtin(self, spec: OperatorSpec, args: list[Arg], path: Path) -> Arg:
@@ -194,7 +233,10 @@ class _Compiler:
             except JsonLogicRuntimeError:
                 pass  # keep it a run-time failure, as json-logic-js would have it
             else:
-                return Arg.constant(value)
+                # A folded constant is copied on every use: keep only those no larger than
+                # a rule may be, so no evaluation copies more than that per node.
+                if type(value) not in (list, tuple, dict) or _values_within(value, self.max_nodes):
+                    return Arg.constant(value)
         return Arg(evaluator, const=False, pure=pure)
 
 

@@ -42,3 +42,11 @@ class JsonLogicCompileError(JsonLogicError):
 
 class JsonLogicRuntimeError(JsonLogicError):
     """Evaluating a compiled rule failed (e.g. a custom function raised). Raises nothing."""
+
+
+class JsonLogicLimitError(JsonLogicRuntimeError):
+    """Evaluation exceeded a run-time limit (array items, string length); names the limit."""
+
+
+class JsonLogicBudgetError(JsonLogicLimitError):
+    """Evaluation ran past the request's evaluation budget (a deadline)."""

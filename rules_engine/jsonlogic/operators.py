@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import JsonLogicRuntimeError, Path, render_json_path
+from .errors import JsonLogicLimitError, JsonLogicRuntimeError, Path, render_json_path
+from .limits import DEADLINE, LIMITS, budget_error, check_items, iterate
+from .limits import _clock as _limits_clock
 from .values import (
     INF,
     K_STR,
@@ -932,6 +934,8 @@ def build_merge(args: Sequence[Arg], path: Path) -> Evaluator:
                 result.extend(value)
             else:
                 result.append(value)
+        if len(result) > LIMITS.max_items:
+            check_items(len(result), "merge", path)
         return result
 
     return merge
@@ -945,7 +949,7 @@ def build_map(args: Sequence[Arg], path: Path) -> Evaluator:
         items = source(data)
         if not is_array(items):
             return []
-        return [logic(item) for item in items]
+        return [logic(item) for item in iterate(items, "map", path)]
 
     return map_items
 
@@ -960,11 +964,51 @@ def build_filter(args: Sequence[Arg], path: Path) -> Evaluator:
             return []
         return [
             item
-            for item in items
+            for item in iterate(items, "filter", path)
             if (result := logic(item)) is True or (result is not False and truthy(result))
         ]
 
     return filter_items
+
+
+_SCALAR_TYPES: Final = frozenset({int, float, bool, type(None)})
+
+
+def _check_accumulator(value: Any, path: Path) -> None:
+    """Bound a ``reduce`` accumulator: its strings' total length and its number of values.
+
+    Walks at most max_items values (shared sub-arrays count every time they occur, which is
+    what bounds an accumulator nesting itself). Raises JsonLogicLimitError.
+    """
+    max_items = LIMITS.max_items
+    max_text = LIMITS.max_string_length
+    count = 0
+    text = 0
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        if type(current) is str or kind(current) == K_STR:
+            text += len(current)
+            if text > max_text:
+                raise JsonLogicLimitError(
+                    f"reduce: the accumulator holds more than {max_text} characters "
+                    "(MAX_STRING_LENGTH)",
+                    path,
+                )
+            continue
+        if isinstance(current, dict):
+            children: Any = current.values()
+        elif is_array(current):
+            children = current
+        else:
+            continue
+        count += len(children)
+        if count > max_items:
+            raise JsonLogicLimitError(
+                f"reduce: the accumulator holds more than {max_items} values (MAX_ARRAY_ITEMS)",
+                path,
+            )
+        stack.extend(children)
 
 
 def build_reduce(args: Sequence[Arg], path: Path) -> Evaluator:
@@ -977,8 +1021,17 @@ def build_reduce(args: Sequence[Arg], path: Path) -> Evaluator:
         accumulator = initial(data)
         if not is_array(items):
             return accumulator
+        iterate(items, "reduce", path)  # size and deadline, as the other iterations
+        deadline = DEADLINE.at
         for item in items:
             accumulator = logic({"current": item, "accumulator": accumulator})
+            # The accumulator feeds back into the logic: the only way a rule can grow a value
+            # exponentially (cat or merge of the accumulator with itself), so every step is
+            # bounded, in size and in time.
+            if type(accumulator) not in _SCALAR_TYPES:
+                _check_accumulator(accumulator, path)
+            if _limits_clock() > deadline:
+                raise budget_error(path)
         return accumulator
 
     return reduce_items
@@ -992,7 +1045,7 @@ def build_all(args: Sequence[Arg], path: Path) -> Evaluator:
         items = source(data)
         if not is_array(items) or not items:
             return False
-        for item in items:
+        for item in iterate(items, "all", path):
             result = logic(item)
             if not (result is True or (result is not False and truthy(result))):
                 return False
@@ -1009,7 +1062,7 @@ def build_none(args: Sequence[Arg], path: Path) -> Evaluator:
         items = source(data)
         if not is_array(items):
             return True
-        for item in items:
+        for item in iterate(items, "none", path):
             result = logic(item)
             if result is True or (result is not False and truthy(result)):
                 return False
@@ -1026,7 +1079,7 @@ def build_some(args: Sequence[Arg], path: Path) -> Evaluator:
         items = source(data)
         if not is_array(items):
             return False
-        for item in items:
+        for item in iterate(items, "some", path):
             result = logic(item)
             if result is True or (result is not False and truthy(result)):
                 return True

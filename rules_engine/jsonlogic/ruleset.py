@@ -102,6 +102,7 @@ class CompiledRuleset:
         "_closures",
         "_evaluate",
         "_lock",
+        "_roots",
         "fallbacks",
         "indexed",
         "reads",
@@ -126,11 +127,20 @@ class CompiledRuleset:
         self.reads_by_rule = tuple(reads_by_rule)
         self.reads: tuple[str, ...] = tuple(sorted(frozenset[str]().union(*reads_by_rule)))
         self.reads_complete = reads_complete
+        self._roots = frozenset(path.split(".", 1)[0] for path in self.reads)
         self.indexed = dict(indexed)
         self.source = source
 
     def __len__(self) -> int:
         return len(self._closures)
+
+    def may_read(self, key: str) -> bool:
+        """Whether some rule may read the context's top-level ``key`` (e.g. ``"$now"``).
+
+        True when a rule reads a path starting with it, or when ``reads`` is not complete.
+        Raises nothing.
+        """
+        return key in self._roots or not self.reads_complete
 
     def __call__(self, data: Any = None) -> list[Any]:
         """Evaluate every rule against ``data``; one result per rule, in order.

@@ -43,6 +43,7 @@ AREAS = (
     "logic",
     "iteration",
     "literals_and_passthrough",
+    "builtins",
     "errors",
 )
 ERROR_TYPES: dict[str, type[JsonLogicError]] = {

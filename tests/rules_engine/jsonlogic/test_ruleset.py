@@ -160,7 +160,10 @@ def test_golden_file_as_one_rule_set(area: str, indexed: bool) -> None:
     for position, case in enumerate(cases):
         (alone,) = compile_ruleset([case["rule"]], index=indexed)(case["data"])
         assert json_equal(to_json(alone), case["expected"]), case["note"]
-        assert json_equal(to_json(ruleset(case["data"])[position]), case["expected"]), case["note"]
+        # Collect mode: other cases' rules may fail on this data (a built-in function given
+        # another case's date, say); this rule's value must not be affected.
+        value = ruleset.evaluate(case["data"], errors="collect")[position]
+        assert json_equal(to_json(value), case["expected"]), case["note"]
         assert_matches_reference(rules, case["data"], ruleset)
 
 
