@@ -45,6 +45,7 @@ from rules_engine.models import (
     MessageTemplate,
     Preference,
     Rule,
+    RuleChange,
     SubjectState,
 )
 
@@ -445,9 +446,30 @@ def effect_view(effect: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- four-eyes review: drafts of rules on critical entry points ----------------------------
+
+# Set on the request when a rule save, deletion or revert became a draft (see RuleAdmin).
+DRAFT_ATTR = "_verdict_rule_draft"
+
+
+def drafted(request: HttpRequest) -> RuleChange | None:
+    """The draft the current request's rule save created instead of saving, if any."""
+    return getattr(request, DRAFT_ATTR, None)
+
+
+def rule_change_url(change: RuleChange, name: str = "change") -> str:
+    """The admin URL `name` (change, approve, reject, dry_run) of a rule change."""
+    return reverse(f"admin:rules_engine_rulechange_{name}", args=[change.pk])
+
+
 @admin.register(Rule)
 class RuleAdmin(ServiceHistoryAdmin):
-    """Rules: list by entry point and priority, edit as JSON, history with revert, dry run."""
+    """Rules: list by entry point and priority, edit as JSON, history with revert, dry run.
+
+    Saving, deleting or reverting a rule on a critical entry point (or saving a rule onto one)
+    stores a RuleChange draft for another publisher to approve instead; the user is told so
+    and sent to the draft (four-eyes review).
+    """
 
     form = RuleAdminForm
     list_display = (
@@ -567,6 +589,324 @@ class RuleAdmin(ServiceHistoryAdmin):
                 action_results=pretty_json(decision.action_results),
             )
         return TemplateResponse(request, "admin/rules_engine/rule/dry_run.html", context)
+
+    # Four-eyes review: rules on critical entry points are changed through drafts ---------
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Save through the service, or propose a draft when the rule needs review."""
+        data = {
+            name: form.cleaned_data[name]
+            for name in services.RULE_FIELDS
+            if name in form.cleaned_data
+        }
+        needs_review = selectors.rule_needs_review(
+            rule_id=obj.pk if change else None, entry_point=data.get("entry_point")
+        )
+        if not needs_review or (change and not set(form.changed_data) - {"change_note"}):
+            super().save_model(request, obj, form, change)
+            return
+        try:
+            draft = services.rule_change_propose(
+                operation=RuleChange.Operation.UPDATE if change else RuleChange.Operation.CREATE,
+                rule=obj if change else None,
+                data=data,
+                user=request.user,
+                change_note=form.cleaned_data.get("change_note", ""),
+            )
+        except InvalidInput as exc:
+            raise ServiceRefused(exc.details) from exc
+        setattr(request, DRAFT_ATTR, draft)
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        """Log an addition, unless it became a draft (the RuleChange row is the record)."""
+        return None if drafted(request) else super().log_addition(request, obj, message)
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        """Log a change, unless it became a draft."""
+        return None if drafted(request) else super().log_change(request, obj, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        """Log deletions of rules that are really deleted (not those turned into drafts)."""
+        direct = [obj for obj in queryset if not selectors.rule_needs_review(rule_id=obj.pk)]
+        return super().log_deletions(request, direct)
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None) -> Any:
+        """After adding: the new rule, or the draft when it needs review."""
+        draft = drafted(request)
+        if draft is not None:
+            return self.response_drafted(request, draft)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request: HttpRequest, obj: Any) -> Any:
+        """After changing: the rule, or the draft when it needs review."""
+        draft = drafted(request)
+        if draft is not None:
+            return self.response_drafted(request, draft)
+        return super().response_change(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        """Delete through the service, or propose the deletion when the rule needs review."""
+        if not selectors.rule_needs_review(rule_id=obj.pk):
+            super().delete_model(request, obj)
+            return
+        draft = services.rule_change_propose(
+            operation=RuleChange.Operation.DELETE, rule=obj, user=request.user
+        )
+        setattr(request, DRAFT_ATTR, draft)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        """Delete the selected rules; refused (nothing deleted) if any needs review."""
+        reviewed = [obj.name for obj in queryset if selectors.rule_needs_review(rule_id=obj.pk)]
+        if reviewed:
+            message = (
+                "rules on critical entry points are deleted one at a time, after review: "
+                + ", ".join(sorted(reviewed))
+            )
+            raise ServiceRefused([{"path": "$", "message": message}])
+        super().delete_queryset(request, queryset)
+
+    def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any) -> Any:
+        """After deleting: the list, or the draft when the deletion needs review."""
+        draft = drafted(request)
+        if draft is not None:
+            return self.response_drafted(request, draft)
+        return super().response_delete(request, obj_display, obj_id)
+
+    def revert(self, request: HttpRequest, obj: Any, record: Any) -> HttpResponse:
+        """Revert through the service, or propose the rollback when the rule needs review."""
+        if not selectors.rule_needs_review(rule_id=obj.pk):
+            return super().revert(request, obj, record)
+        try:
+            draft = services.rule_change_propose(
+                operation=RuleChange.Operation.ROLLBACK,
+                rule=obj,
+                version=record.version,
+                user=request.user,
+            )
+        except (InvalidInput, NotFound) as exc:
+            details = exc.details if isinstance(exc, InvalidInput) else []
+            text = details_text(details) if details else str(exc)
+            self.message_user(
+                request, f"Not rolled back to version {record.version}: {text}", messages.ERROR
+            )
+            return HttpResponseRedirect(request.path)
+        return self.response_drafted(request, draft)
+
+    def response_drafted(self, request: HttpRequest, draft: RuleChange) -> HttpResponse:
+        """Tell the user their change waits for review and show the draft."""
+        self.message_user(
+            request,
+            f"{draft.entry_point.key} is a critical entry point: your change was saved as draft "
+            f"#{draft.pk} and goes live once another publisher approves it.",
+            messages.WARNING,
+        )
+        return HttpResponseRedirect(rule_change_url(draft))
+
+
+@admin.register(RuleChange)
+class RuleChangeAdmin(admin.ModelAdmin):
+    """Drafts of rule changes (four-eyes): the diff, a dry run, and approve/reject.
+
+    Drafts are made by saving rules on critical entry points, never here; they are never
+    edited or deleted (they are the review record). Approve and Reject are shown to, and
+    accepted from, only a user with `approve_rulechange` who is not the draft's author.
+    """
+
+    list_display = (
+        "id",
+        "rule_name",
+        "operation",
+        "entry_point",
+        "status",
+        "author",
+        "created_at",
+        "reviewer",
+        "reviewed_at",
+    )
+    list_filter = ("status", "operation", "entry_point")
+    list_select_related = ("entry_point", "author", "reviewer")
+    search_fields = ("rule_name", "change_note", "=rule_key")
+    date_hierarchy = "created_at"
+    change_form_template = "admin/rules_engine/rulechange/change_form.html"
+    fields = (
+        "operation",
+        "status",
+        "rule",
+        "rule_name",
+        "entry_point",
+        "base_version",
+        "rollback_version",
+        "author",
+        "created_at",
+        "change_note",
+        "reviewer",
+        "reviewed_at",
+        "review_note",
+        "applied_version",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Drafts come from saving rules, not from this page."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Drafts are not edited: propose a new one instead (the page is view-only)."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Drafts are the record of a review; they are never deleted."""
+        return False
+
+    def get_urls(self) -> list[URLPattern]:
+        """The admin's URLs plus `<id>/approve/`, `<id>/reject/` and `<id>/dry-run/`."""
+        info = self.opts.app_label, self.opts.model_name
+        extra = [
+            path(
+                f"<path:object_id>/{segment}/",
+                self.admin_site.admin_view(view),
+                name="{}_{}_{}".format(*info, name),
+            )
+            for segment, name, view in (
+                ("approve", "approve", self.approve_view),
+                ("reject", "reject", self.reject_view),
+                ("dry-run", "dry_run", self.dry_run_view),
+            )
+        ]
+        return [*extra, *super().get_urls()]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The draft (view-only) with its diff, staleness, and the review buttons if allowed."""
+        change = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if change is not None:
+            context.update(self.review_context(request, change))
+        return super().change_view(request, object_id, form_url, context)
+
+    def review_context(self, request: HttpRequest, change: RuleChange) -> dict[str, Any]:
+        """Template context of a draft: diff, staleness, whether this user may review it."""
+        refusal = selectors.rule_change_review_refusal(change=change, user=request.user)
+        return {
+            "changes": [
+                field_change(Rule, d["field"], d["old"], d["new"])
+                for d in selectors.rule_change_diff(change=change)
+            ],
+            "stale": change.status == RuleChange.Status.DRAFT
+            and selectors.rule_change_is_stale(change=change),
+            "can_review": refusal is None,
+            "review_refusal": refusal,
+            "approve_url": rule_change_url(change, "approve"),
+            "reject_url": rule_change_url(change, "reject"),
+            "dry_run_url": rule_change_url(change, "dry_run"),
+        }
+
+    def _reviewable(self, request: HttpRequest, object_id: str) -> RuleChange:
+        if request.method != "POST":
+            raise PermissionDenied
+        change = self.get_object(request, unquote(object_id))
+        if change is None:
+            raise Http404(f"no rule change {object_id}")
+        if selectors.rule_change_review_refusal(change=change, user=request.user) is not None:
+            raise PermissionDenied
+        return change
+
+    def approve_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: approve the draft and apply it (403 for its author or a non-publisher)."""
+        change = self._reviewable(request, object_id)
+        note = request.POST.get("review_note", "")
+        try:
+            applied = services.rule_change_approve(
+                change=change, user=request.user, review_note=note
+            )
+        except InvalidInput as exc:
+            self.message_user(request, f"Not approved: {details_text(exc.details)}", messages.ERROR)
+            return HttpResponseRedirect(rule_change_url(change))
+        version = f" version {applied.applied_version}" if applied.applied_version else ""
+        done = (
+            "deleted" if applied.operation == RuleChange.Operation.DELETE else f"live as{version}"
+        )
+        self.message_user(
+            request,
+            f"Approved draft #{applied.pk}: {applied.rule_name} is {done}.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(rule_change_url(change))
+
+    def reject_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: reject the draft (403 for its author or a non-publisher)."""
+        change = self._reviewable(request, object_id)
+        note = request.POST.get("review_note", "")
+        try:
+            services.rule_change_reject(change=change, user=request.user, review_note=note)
+        except InvalidInput as exc:
+            self.message_user(request, f"Not rejected: {details_text(exc.details)}", messages.ERROR)
+            return HttpResponseRedirect(rule_change_url(change))
+        self.message_user(request, f"Rejected draft #{change.pk}.", messages.SUCCESS)
+        return HttpResponseRedirect(rule_change_url(change))
+
+    def dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Decide a pasted context with the live rules and with the draft; writes nothing."""
+        change = self.get_object(request, unquote(object_id))
+        if change is None:
+            raise Http404(f"no rule change {object_id}")
+        if not self.has_view_permission(request, change):
+            raise PermissionDenied
+        result = None
+        errors: list[ErrorDetail] = []
+        error_title = ""
+        if request.method == "POST":
+            form = DryRunForm(request.POST)
+            if form.is_valid():
+                try:
+                    result = services.rule_change_dry_run(
+                        change=change, context=form.cleaned_data["context"]
+                    )
+                except InvalidContext as exc:
+                    error_title = "The context does not match the entry point's schema"
+                    errors = exc.details
+                except InvalidInput as exc:
+                    error_title, errors = "The draft does not compile", exc.details
+                except NotFound as exc:
+                    error_title = "The draft cannot run"
+                    errors = [{"path": "$", "message": exc.message}]
+        else:
+            form = DryRunForm(initial={"context": example_context(change.entry_point)})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Dry run of draft #{change.pk}: {change.rule_name}",
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "original": change,
+            "form": form,
+            "errors": errors,
+            "error_title": error_title,
+            "result": result,
+        }
+        if result is not None:
+            context["decisions"] = [
+                decision_view("Live rules", "dry-run-live", result.live),
+                decision_view("With the draft", "dry-run-draft", result.draft),
+            ]
+        return TemplateResponse(request, "admin/rules_engine/rulechange/dry_run.html", context)
+
+
+def decision_view(title: str, html_id: str, decision: engine.Decision) -> dict[str, Any]:
+    """A dry-run decision shaped for the admin's decision include."""
+    return {
+        "title": title,
+        "id": html_id,
+        "decision": decision,
+        "matched": ", ".join(str(r.get("name")) for r in decision.matched_rules) or "—",
+        "rule_results": pretty_json(decision.rule_results),
+        "effects": [effect_view(effect) for effect in decision.effects],
+        "action_results": pretty_json(decision.action_results),
+    }
 
 
 # --- read-only: the audit trail and what clients recorded ---------------------------------

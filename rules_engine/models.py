@@ -245,3 +245,67 @@ class Cooldown(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule_id}:{self.subject} until {self.expires_at}"
+
+
+class RuleChange(models.Model):
+    """A proposed change to a rule on a critical entry point, waiting for a second person.
+
+    Four-eyes review: the author's content is stored as a draft (`content`, in the form the
+    rule services accept, the entry point by key) next to the live content it replaces
+    (`before`, with `base_version`), so the diff and the staleness check never depend on the
+    rule's later history. A different user holding `approve_rulechange` applies it through the
+    rule services (status `applied`, `applied_version` set) or rejects it; a draft whose rule
+    moved on since `base_version` is refused as stale. Rows are never deleted: they are the
+    record of who proposed what, why, and who reviewed it.
+    """
+
+    class Operation(models.TextChoices):
+        CREATE = "create", "Create"
+        UPDATE = "update", "Update"
+        DELETE = "delete", "Delete"
+        ROLLBACK = "rollback", "Rollback"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        APPLIED = "applied", "Approved and applied"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.BigAutoField(primary_key=True)
+    operation = models.CharField(max_length=16, choices=Operation.choices)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True
+    )
+    # Null for a new rule until it is applied; kept (SET_NULL) when the rule is deleted later,
+    # with `rule_key` still naming it.
+    rule = models.ForeignKey(
+        Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+    rule_key = models.UUIDField(null=True, blank=True)
+    rule_name = models.CharField(max_length=200)
+    # The critical entry point that made the review necessary (the rule's target).
+    entry_point = models.ForeignKey(
+        EntryPoint, on_delete=models.PROTECT, related_name="rule_changes"
+    )
+    base_version = models.PositiveIntegerField(null=True, blank=True)
+    rollback_version = models.PositiveIntegerField(null=True, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    content = models.JSONField(null=True, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    change_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+    applied_version = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("approve_rulechange", "Can approve or reject rule changes (publisher)")]
+        indexes = [models.Index(fields=["rule_key", "status"], name="rulechange_rule_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.operation} {self.rule_name} ({self.status})"

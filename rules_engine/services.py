@@ -7,13 +7,16 @@ so every process serves the change from its next request on.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from rules_engine import cache, selectors
 from rules_engine.actions import ActionSpecError, PreparedAction, registry
@@ -26,6 +29,7 @@ from rules_engine.models import (
     MessageTemplate,
     Preference,
     Rule,
+    RuleChange,
 )
 from rules_engine.rendering import TemplateError, compile_template
 from rules_engine.validation import SchemaError, check_schema
@@ -123,6 +127,17 @@ def rule_compile(
 
 
 def _rule_write(rule: Rule, data: Mapping[str, Any], *, user: User, change_note: str) -> Rule:
+    _rule_apply_checked(rule, data)
+    rule.updated_by = _real_user(user)
+    _stamp_history(rule, user=user, change_note=change_note)
+    rule.save()
+    cache.invalidate()
+    return rule
+
+
+def _rule_apply_checked(rule: Rule, data: Mapping[str, Any]) -> None:
+    # Sets `data` on the (unsaved) rule and raises InvalidInput unless it would be stored:
+    # shared by direct saves and drafts, so a draft is refused exactly when a save would be.
     unknown = sorted(set(data) - set(RULE_FIELDS))
     if unknown:
         raise InvalidInput(
@@ -146,11 +161,6 @@ def _rule_write(rule: Rule, data: Mapping[str, Any], *, user: User, change_note:
         errors.extend(exc.details)
     if errors:
         raise InvalidInput(errors, code="invalid_rule")
-    rule.updated_by = _real_user(user)
-    _stamp_history(rule, user=user, change_note=change_note)
-    rule.save()
-    cache.invalidate()
-    return rule
 
 
 @transaction.atomic
@@ -199,11 +209,283 @@ def rule_rollback(*, rule: Rule, version: int, user: User = None) -> Rule:
 
 
 @transaction.atomic
-def rule_delete(*, rule: Rule, user: User = None) -> None:
-    """Delete a rule; its history (including the deletion) is kept."""
-    _stamp_history(rule, user=user, change_note="Deleted")
+def rule_delete(*, rule: Rule, user: User = None, change_note: str = "") -> None:
+    """Delete a rule; its history (including the deletion, with the change note) is kept."""
+    _stamp_history(rule, user=user, change_note=change_note or "Deleted")
     rule.delete()
     cache.invalidate()
+
+
+# --- four-eyes review: drafts of rules on critical entry points ---------------------------
+
+
+class StaleDraft(InvalidInput):
+    """The live rule changed (or was deleted) since the draft was made; re-propose it."""
+
+    code = "stale_draft"
+
+
+def _content_json(rule: Rule) -> dict[str, Any]:
+    # The service fields of a rule as JSON, the entry point by key: what a draft stores.
+    return {
+        name: rule.entry_point.key if name == "entry_point" else getattr(rule, name)
+        for name in RULE_FIELDS
+    }
+
+
+def _content_data(content: Mapping[str, Any]) -> dict[str, Any]:
+    # A draft's stored content as the rule services accept it (entry point as a row).
+    data = dict(content)
+    entry_point = selectors.entry_point_get(key=str(data.get("entry_point")))
+    if entry_point is None:
+        raise InvalidInput(
+            [{"path": "$.entry_point", "message": f"no entry point {data.get('entry_point')!r}"}],
+            code="invalid_rule",
+        )
+    data["entry_point"] = entry_point
+    return data
+
+
+def _rule_copy(rule: Rule) -> Rule:
+    # An unsaved copy carrying the live content, to check a draft without touching the row.
+    copy = Rule(pk=rule.pk, version=rule.version, created_by_id=rule.created_by_id)
+    # The row exists: uniqueness checks must compare against other rows, not this one.
+    copy._state.adding = False
+    for name in RULE_FIELDS:
+        setattr(copy, name, getattr(rule, name))
+    return copy
+
+
+def rule_change_draft_rule(*, change: RuleChange) -> Rule | None:
+    """The rule as the draft would make it, unsaved (None for a deletion); no writes.
+
+    Raises InvalidInput (invalid_rule) when the draft's entry point no longer exists.
+    """
+    if change.content is None:
+        return None
+    version = (change.base_version or 0) + 1
+    rule = Rule(pk=change.rule_key or uuid.uuid4(), version=version)
+    for name, value in _content_data(change.content).items():
+        setattr(rule, name, value)
+    return rule
+
+
+@transaction.atomic
+def rule_change_propose(
+    *,
+    operation: str,
+    rule: Rule | None = None,
+    data: Mapping[str, Any] | None = None,
+    version: int | None = None,
+    user: User = None,
+    change_note: str = "",
+) -> RuleChange:
+    """Store a draft of a rule change for four-eyes review instead of applying it.
+
+    `operation` is create (`data`), update (`rule`, `data`: the fields to change), delete
+    (`rule`) or rollback (`rule`, `version`). The draft is checked as the direct save would
+    be and records the live content and version it was made against. Raises InvalidInput
+    (invalid_rule) for content that would not be stored or a draft that changes nothing,
+    NotFound (unknown_version) for a rollback to a version the rule never had. Writes one
+    RuleChange row (status draft); the rule itself is not touched.
+    """
+    ops = RuleChange.Operation
+    if operation not in ops.values:
+        raise InvalidInput([{"path": "$.operation", "message": "unknown operation"}])
+    if (operation == ops.CREATE) != (rule is None):
+        raise InvalidInput([{"path": "$.rule", "message": f"{operation} needs an existing rule"}])
+    live = None if rule is None else Rule.objects.select_related("entry_point").get(pk=rule.pk)
+    candidate: Rule | None
+    if operation == ops.CREATE:
+        candidate = Rule(version=1)
+        _rule_apply_checked(candidate, data or {})
+    elif operation == ops.UPDATE:
+        assert live is not None
+        candidate = _rule_copy(live)
+        _rule_apply_checked(candidate, data or {})
+    elif operation == ops.ROLLBACK:
+        assert live is not None
+        record = selectors.version_get(instance=live, version=version or 0)
+        if record is None:
+            raise NotFound("unknown_version", f"rule has no version {version}")
+        candidate = _rule_copy(live)
+        _rule_apply_checked(candidate, {name: getattr(record, name) for name in RULE_FIELDS})
+    else:
+        candidate = None
+    before = _content_json(live) if live is not None else None
+    content = _content_json(candidate) if candidate is not None else None
+    if content is not None and content == before:
+        raise InvalidInput(
+            [{"path": "$", "message": "the draft changes nothing"}], code="invalid_rule"
+        )
+    # Listed under the critical entry point that required the review.
+    if live is not None and (candidate is None or live.entry_point.critical):
+        entry_point = live.entry_point
+    else:
+        assert candidate is not None
+        entry_point = candidate.entry_point
+    return RuleChange.objects.create(
+        operation=operation,
+        rule=live,
+        rule_key=live.pk if live is not None else None,
+        rule_name=candidate.name if candidate is not None else live.name if live else "",
+        entry_point=entry_point,
+        base_version=live.version if live is not None else None,
+        rollback_version=version if operation == ops.ROLLBACK else None,
+        before=before,
+        content=content,
+        author=_real_user(user),
+        change_note=change_note,
+    )
+
+
+def _check_review(change: RuleChange, user: User) -> None:
+    refusal = selectors.rule_change_review_refusal(change=change, user=user)
+    if refusal is None:
+        return
+    if change.status != RuleChange.Status.DRAFT:
+        raise InvalidInput([{"path": "$.status", "message": refusal}], code="invalid_review")
+    raise PermissionDenied(refusal)
+
+
+def _history_note(change: RuleChange, approver: Any) -> str:
+    # django-simple-history keeps 100 characters of reason: the review trail is kept whole
+    # and the author's note shortened; the RuleChange row keeps everything in full.
+    author = change.author.get_username() if change.author is not None else "unknown"
+    trail = f" [#{change.pk} by {author}, approved by {approver.get_username()}]"
+    note = change.change_note or change.get_operation_display()
+    if change.operation == RuleChange.Operation.ROLLBACK:
+        note = f"Rolled back to version {change.rollback_version}: {note}"
+    room = max(100 - len(trail), 0)
+    if len(note) > room:
+        note = note[: max(room - 1, 0)] + "…"
+    return (note + trail)[:100]
+
+
+@transaction.atomic
+def rule_change_approve(*, change: RuleChange, user: User, review_note: str = "") -> RuleChange:
+    """Approve a draft and apply it through the rule services, in one transaction.
+
+    The new rule version is recorded in history as made by the draft's author, with a note
+    naming the draft, its author and the approver. Raises PermissionDenied when `user` lacks
+    the publisher permission or wrote the draft, InvalidInput (invalid_review) when the change
+    is no longer a draft, StaleDraft when the live rule changed since the draft was made,
+    InvalidInput (invalid_rule) when the content no longer compiles; nothing is written then.
+    Writes the rule (version + 1, created or deleted) and marks the change applied.
+    """
+    locked = RuleChange.objects.select_for_update().get(pk=change.pk)
+    _check_review(locked, user)
+    ops = RuleChange.Operation
+    live = None
+    if locked.operation != ops.CREATE:
+        if locked.rule_key is not None:
+            live = Rule.objects.select_for_update().filter(pk=locked.rule_key).first()
+        if live is None or live.version != locked.base_version:
+            now = f"version {live.version}" if live is not None else "deleted"
+            raise StaleDraft(
+                [
+                    {
+                        "path": "$.base_version",
+                        "message": f"the draft was made against version {locked.base_version}"
+                        f" and the rule is now {now}; propose it again",
+                    }
+                ]
+            )
+    note = _history_note(locked, user)
+    author = locked.author
+    if locked.operation == ops.DELETE:
+        assert live is not None
+        rule_delete(rule=live, user=author, change_note=note)
+        # The deletion nulled the foreign key in the database; `rule_key` still names it.
+        locked.rule = None
+    else:
+        data = _content_data(locked.content or {})
+        if live is None:
+            applied = rule_create(data=data, user=author, change_note=note)
+            locked.rule = applied
+            locked.rule_key = applied.pk
+        else:
+            applied = rule_update(rule=live, data=data, user=author, change_note=note)
+        locked.applied_version = applied.version
+    locked.status = RuleChange.Status.APPLIED
+    locked.reviewer = _real_user(user)
+    locked.reviewed_at = timezone.now()
+    locked.review_note = review_note
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def rule_change_reject(*, change: RuleChange, user: User, review_note: str = "") -> RuleChange:
+    """Reject a draft; the rule is not touched.
+
+    Raises PermissionDenied (publisher role needed, never the author) and InvalidInput
+    (invalid_review) when the change is no longer a draft. Writes the change's status,
+    reviewer, time and note.
+    """
+    locked = RuleChange.objects.select_for_update().get(pk=change.pk)
+    _check_review(locked, user)
+    locked.status = RuleChange.Status.REJECTED
+    locked.reviewer = _real_user(user)
+    locked.reviewed_at = timezone.now()
+    locked.review_note = review_note
+    locked.save()
+    return locked
+
+
+@dataclass(frozen=True)
+class DraftDryRun:
+    """A context decided twice at the draft's entry point: with the live rules and the draft."""
+
+    entry_point: str
+    live: Any
+    draft: Any
+    stale: bool
+
+
+def rule_change_dry_run(*, change: RuleChange, context: Any) -> DraftDryRun:
+    """Decide `context` with the live rules and with the draft applied instead; no writes.
+
+    The draft's entry point's active rules are compiled in memory with the draft's rule
+    replacing (or added to, or removed from) the live one; nothing is stored, cached or
+    audited, and cooldowns are only read. Raises NotFound when the entry point is inactive,
+    InvalidContext for a context its schema refuses, InvalidInput when the draft no longer
+    compiles.
+    """
+    from dataclasses import replace
+
+    from rules_engine import engine
+    from rules_engine.cache import (
+        STATE_VAR,
+        build_evaluator,
+        build_ruleset,
+        compile_rule_version,
+        templates_for,
+    )
+
+    draft_rule = rule_change_draft_rule(change=change)
+    entry_point = draft_rule.entry_point if draft_rule is not None else change.entry_point
+    ruleset = build_ruleset(entry_point.key)
+    if ruleset is None:
+        raise NotFound("unknown_entry_point", f"no active entry point {entry_point.key!r}")
+    live_rules = list(selectors.rules_active_for(entry_point=entry_point))
+    with_draft = [rule for rule in live_rules if rule.pk != change.rule_key]
+    if draft_rule is not None and draft_rule.active:
+        with_draft.append(draft_rule)
+    with_draft.sort(key=lambda rule: (rule.priority, rule.name, str(rule.pk)))
+    compiled = tuple(compile_rule_version(rule, strict=rule is draft_rule) for rule in with_draft)
+    draft_set = replace(
+        ruleset,
+        rules=compiled,
+        templates=templates_for(compiled),
+        uses_state=any(STATE_VAR in repr((r.condition, r.actions)) for r in with_draft),
+        evaluator=build_evaluator(compiled),
+    )
+    started = time.perf_counter()
+    live = engine._decide(engine._Run(ruleset, True, None, None), context, started=started)
+    started = time.perf_counter()
+    draft = engine._decide(engine._Run(draft_set, True, None, None), context, started=started)
+    return DraftDryRun(entry_point.key, live, draft, selectors.rule_change_is_stale(change=change))
 
 
 # --- entry points ------------------------------------------------------------------------
