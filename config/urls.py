@@ -1,8 +1,10 @@
-"""URL routes: admin, the rules API (browsable at /api/), Prometheus metrics."""
+"""URL routes: admin, the rules API (browsable at /api/), metrics and health checks."""
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config import ops
 from ingress.urls import root_urlpatterns as ingress_root
 from ingress.urls import router as ingress_router
 
@@ -12,5 +14,11 @@ urlpatterns = [
     path("api/", include(ingress_router.urls)),
     path("api/", include("rules_engine.api.urls")),
     path("api-auth/", include("rest_framework.urls")),
-    path("", include("django_prometheus.urls")),
+    # The OpenAPI schema of the whole API, and an interactive page over it.
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Operations: liveness, readiness, Prometheus metrics (django-prometheus's and ours).
+    path("healthz", ops.healthz, name="healthz"),
+    path("readyz", ops.readyz, name="readyz"),
+    path("metrics", ops.metrics, name="prometheus-django-metrics"),
 ]

@@ -72,6 +72,28 @@ def update_targets() -> dict[str, UpdateTarget]:
     return targets
 
 
+def _unwritable(target: UpdateTarget, field_name: str) -> str | None:
+    """Why an allow-listed field of a host model cannot be written, or None.
+
+    Guards against an allow-list that names more than plain columns: a primary key or the
+    lookup field would let a rule re-key rows, a relation or non-editable field is not a
+    value. (An allow-list is settings, so this is a configuration mistake, reported at save.)
+    """
+    try:
+        model: type[models.Model] = apps.get_model(target.model_label)
+    except (LookupError, ValueError):
+        return f"update target {target.name!r} names an unknown model {target.model_label!r}"
+    fields = {f.name: f for f in model._meta.concrete_fields}
+    field = fields.get(field_name)
+    if field is None:
+        return f"{target.model_label} has no field {field_name!r}"
+    if field.primary_key or field_name == target.lookup:
+        return f"field {field_name!r} identifies the row and cannot be updated"
+    if field.is_relation or not field.editable:
+        return f"field {field_name!r} of {target.name!r} is not a writable value"
+    return None
+
+
 def _json_safe(value: Any) -> Any:
     """Model field values as JSON (dates, decimals and UUIDs as strings) for the audit."""
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
@@ -114,6 +136,8 @@ class Update(SubjectActionHandler):
                 raise ActionSpecError(
                     field_path, f"field {field_name!r} of {target.name!r} is not allow-listed"
                 )
+            if target.fields is not None and (problem := _unwritable(target, field_name)):
+                raise ActionSpecError(field_path, problem)
             values[field_name] = compile_expression(expression, field_path)
         compiled["values"] = values
         return compiled
@@ -126,6 +150,13 @@ class Update(SubjectActionHandler):
         subject = self.subject_for(prepared, ctx)
         if subject is None:
             raise ActionRuntimeError("update has no subject (the subject expression gave null)")
+        # The allow-list is read again: a field taken off it since the rule was compiled (and
+        # cached) must not be written any more.
+        refused = sorted(name for name in prepared.compiled["values"] if not target.allows(name))
+        if refused:
+            raise ActionRuntimeError(
+                f"field {refused[0]!r} of {target.name!r} is not allow-listed any more"
+            )
         values = {name: to_json(fn(ctx.data)) for name, fn in prepared.compiled["values"].items()}
         if target.fields is None:
             before, after = _update_subject_state(subject, values, dry_run=ctx.dry_run)

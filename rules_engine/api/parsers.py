@@ -61,11 +61,85 @@ def nul_path(value: Any) -> str | None:
     return None
 
 
-class SafeJSONParser(JSONParser):
-    """JSON bodies only, at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes and MAX_JSON_DEPTH deep.
+# Caps on one parsed body (override in settings.VERDICT). A body within the byte limit can
+# still be costly to walk, validate and store: one enormous string or a flat object with
+# tens of thousands of keys. Defaults leave room for any realistic context, rule or template.
+DEFAULT_LIMITS: dict[str, int] = {
+    "MAX_JSON_STRING_LENGTH": 100_000,
+    "MAX_JSON_KEY_LENGTH": 1_000,
+    "MAX_JSON_OBJECT_KEYS": 1_000,
+    "MAX_JSON_ARRAY_ITEMS": 10_000,
+}
 
-    Raises RequestTooLarge (413) or ParseError (400) with a clear message; never lets a
-    RecursionError or a decode error become a 500.
+
+def json_limits() -> dict[str, int]:
+    """The caps in force: DEFAULT_LIMITS overridden by settings.VERDICT."""
+    configured = getattr(settings, "VERDICT", {})
+    return {name: int(configured.get(name, default)) for name, default in DEFAULT_LIMITS.items()}
+
+
+def _over_limits(value: Any, limits: dict[str, int]) -> bool:
+    """Whether any string, key, object or array in `value` is over its cap (no paths kept)."""
+    max_string = limits["MAX_JSON_STRING_LENGTH"]
+    max_key = limits["MAX_JSON_KEY_LENGTH"]
+    max_keys = limits["MAX_JSON_OBJECT_KEYS"]
+    max_items = limits["MAX_JSON_ARRAY_ITEMS"]
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if len(node) > max_string:
+                return True
+        elif isinstance(node, dict):
+            if len(node) > max_keys or any(len(key) > max_key for key in node):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            if len(node) > max_items:
+                return True
+            stack.extend(node)
+    return False
+
+
+def limit_violation(value: Any, limits: dict[str, int]) -> str | None:
+    """The first cap `value` breaks, as "what: at <JSON path>", or None.
+
+    Walks without paths first (the common case: nothing is over), and again with paths only
+    when something is.
+    """
+    if not _over_limits(value, limits):
+        return None
+    stack: list[tuple[Any, list[str | int]]] = [(value, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if len(node) > limits["MAX_JSON_STRING_LENGTH"]:
+                cap = limits["MAX_JSON_STRING_LENGTH"]
+                return f"string longer than {cap} characters: at {json_path(path)}"
+        elif isinstance(node, dict):
+            if len(node) > limits["MAX_JSON_OBJECT_KEYS"]:
+                cap = limits["MAX_JSON_OBJECT_KEYS"]
+                return f"object with more than {cap} keys: at {json_path(path)}"
+            for key, child in node.items():
+                if len(key) > limits["MAX_JSON_KEY_LENGTH"]:
+                    cap = limits["MAX_JSON_KEY_LENGTH"]
+                    return f"key longer than {cap} characters: at {json_path(path)}"
+                stack.append((child, [*path, key]))
+        elif isinstance(node, list):
+            if len(node) > limits["MAX_JSON_ARRAY_ITEMS"]:
+                cap = limits["MAX_JSON_ARRAY_ITEMS"]
+                return f"array with more than {cap} items: at {json_path(path)}"
+            stack.extend((child, [*path, index]) for index, child in enumerate(node))
+    return None
+
+
+class SafeJSONParser(JSONParser):
+    """JSON bodies only: at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes, MAX_JSON_DEPTH deep, with
+    strings, keys, objects and arrays within `json_limits()`, and no NUL in any string.
+
+    The default parser of every API endpoint (settings.REST_FRAMEWORK). Raises
+    RequestTooLarge (413) or ParseError (400, `malformed_json`, with the JSON path of the
+    offending node); never lets a RecursionError or a decode error become a 500.
     """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
@@ -86,6 +160,17 @@ class SafeJSONParser(JSONParser):
         max_depth = int(settings.VERDICT["MAX_JSON_DEPTH"])
         if json_depth_exceeds(data, max_depth):
             raise ParseError(f"JSON nested deeper than {max_depth} levels.")
+        limits = json_limits()
+        # Every cap needs at least this many bytes to be broken (a key or an item takes two
+        # or more), so the usual small body skips the walk.
+        smallest = min(
+            limits["MAX_JSON_STRING_LENGTH"],
+            limits["MAX_JSON_KEY_LENGTH"],
+            2 * limits["MAX_JSON_OBJECT_KEYS"],
+            2 * limits["MAX_JSON_ARRAY_ITEMS"],
+        )
+        if len(raw) > smallest and (problem := limit_violation(data, limits)) is not None:
+            raise ParseError(f"JSON {problem}.")
         # NUL can only arrive escaped; the byte test keeps the walk off the common path.
         if b"\\u0000" in raw and (where := nul_path(data)) is not None:
             raise ParseError(f"JSON strings may not contain NUL (\\u0000): at {where}.")

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
-from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule
+from rules_engine import selectors
+from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule, RuleChange
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO-8601 date-time that must carry its UTC offset (a bare local time is refused)."""
+
+    default_error_messages = {
+        "naive": "Include a UTC offset, e.g. 2024-03-01T12:00:00Z.",
+    }
+
+    def enforce_timezone(self, value: datetime) -> datetime:
+        """Refuse a date-time without offset instead of assuming the server's time zone."""
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
 
 
 class ExecuteRequestSerializer(serializers.Serializer):
@@ -16,12 +33,28 @@ class ExecuteRequestSerializer(serializers.Serializer):
     # DRF's metaclass moves declared fields off the class, so this does not shadow .context.
     context = serializers.JSONField()  # type: ignore[assignment]
     dry_run = serializers.BooleanField(required=False, default=False)
+    now = AwareDateTimeField(
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text=(
+            "Dry runs only: the instant rules read as `$now` (ISO-8601 with a UTC offset). "
+            "Real decisions always use the time the server received the request."
+        ),
+    )
 
     def validate_context(self, value: Any) -> dict[str, Any]:
         """The context must be a JSON object."""
         if not isinstance(value, dict):
             raise serializers.ValidationError("context must be a JSON object")
         return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A caller-chosen `now` is for trying rules out, never for real decisions: a client
+        could otherwise step outside a time window ("promo until June")."""
+        if attrs.get("now") is not None and not attrs.get("dry_run"):
+            raise serializers.ValidationError({"now": ["now may only be given with dry_run: true"]})
+        return attrs
 
 
 class AcknowledgementRequestSerializer(serializers.Serializer):
@@ -102,10 +135,10 @@ class RuleSerializer(ChangeNoteMixin, serializers.ModelSerializer):
         slug_field="key", queryset=EntryPoint.objects.all()
     )
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     updated_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
 
     class Meta:
@@ -210,3 +243,155 @@ class CooldownFilterSerializer(serializers.Serializer):
 
     rule = serializers.UUIDField(required=False)
     subject = serializers.CharField(required=False, max_length=200)
+
+
+# Response bodies of the engine endpoints, for the OpenAPI schema (the views build plain dicts).
+
+
+class ExecuteResponseSerializer(serializers.Serializer):
+    """Answer of POST /api/rules/engine/execute/: the decision."""
+
+    execution_id = serializers.UUIDField(allow_null=True, help_text="Null on dry runs.")
+    entry_point = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=Execution.Outcome.choices)
+    matched_rules = serializers.ListField(child=serializers.DictField())
+    effects = serializers.ListField(child=serializers.DictField())
+    blocking = serializers.BooleanField()
+    duration_ms = serializers.FloatField()
+    dry_run = serializers.BooleanField()
+
+
+class AcknowledgementResponseSerializer(serializers.Serializer):
+    """Answer of POST /api/rules/engine/acknowledgements/."""
+
+    ack_key = serializers.CharField()
+    acknowledged = serializers.BooleanField()
+    accepted_at = serializers.DateTimeField()
+
+
+class PreferenceResponseSerializer(serializers.Serializer):
+    """Answer of POST /api/rules/engine/preferences/: the stored answer."""
+
+    preference_key = serializers.CharField()
+    value = serializers.JSONField()
+
+
+class CooldownSerializer(serializers.Serializer):
+    """One active cooldown (GET /api/cooldowns/)."""
+
+    rule_id = serializers.CharField()
+    rule_name = serializers.CharField()
+    subject = serializers.CharField()
+    remaining_ms = serializers.IntegerField()
+
+
+class CooldownClearResponseSerializer(serializers.Serializer):
+    """Answer of POST /api/cooldowns/clear/: how many cooldowns ended."""
+
+    cleared = serializers.IntegerField()
+
+
+class RuleHistoryPageSerializer(serializers.Serializer):
+    """One page of GET /api/rules/{id}/history/."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = RuleHistorySerializer(many=True)
+
+
+class RuleFilterSerializer(serializers.Serializer):
+    """Query parameters of the rules list."""
+
+    entry_point = serializers.CharField(required=False, max_length=100)
+    active = serializers.BooleanField(required=False)
+
+
+class RuleChangeSerializer(serializers.ModelSerializer):
+    """A rule change draft (read-only): what it changes, who proposed it and why, its review."""
+
+    entry_point: serializers.SlugRelatedField[EntryPoint] = serializers.SlugRelatedField(
+        slug_field="key", read_only=True
+    )
+    rule = serializers.UUIDField(source="rule_key", read_only=True, allow_null=True)
+    author: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    reviewer: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    diff = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RuleChange
+        fields = [
+            "id",
+            "operation",
+            "status",
+            "rule",
+            "rule_name",
+            "entry_point",
+            "base_version",
+            "rollback_version",
+            "content",
+            "diff",
+            "author",
+            "change_note",
+            "created_at",
+            "reviewer",
+            "reviewed_at",
+            "review_note",
+            "applied_version",
+        ]
+        read_only_fields = fields
+
+    def get_diff(self, change: RuleChange) -> list[dict[str, Any]]:
+        """What the draft changes in the live content it was made against: field, old, new."""
+        return selectors.rule_change_diff(change=change)
+
+
+class RuleChangeReviewSerializer(serializers.Serializer):
+    """Body of POST /api/rule-changes/{id}/approve/ and /reject/."""
+
+    review_note = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+
+
+class RuleChangeDryRunSerializer(serializers.Serializer):
+    """Body of POST /api/rule-changes/{id}/dry-run/."""
+
+    context = serializers.JSONField()  # type: ignore[assignment]
+
+    def validate_context(self, value: Any) -> dict[str, Any]:
+        """The context must be a JSON object."""
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("context must be a JSON object")
+        return value
+
+
+class RuleChangeFilterSerializer(serializers.Serializer):
+    """Query parameters of the rule changes list."""
+
+    status = serializers.ChoiceField(choices=RuleChange.Status.choices, required=False)
+    entry_point = serializers.CharField(required=False, max_length=100)
+    rule = serializers.UUIDField(required=False)
+
+
+class DraftDecisionSerializer(serializers.Serializer):
+    """One dry-run decision of POST /api/rule-changes/{id}/dry-run/."""
+
+    outcome = serializers.ChoiceField(choices=Execution.Outcome.choices)
+    matched_rules = serializers.ListField(child=serializers.DictField())
+    rule_results = serializers.ListField(child=serializers.DictField())
+    effects = serializers.ListField(child=serializers.DictField())
+    action_results = serializers.ListField(child=serializers.DictField())
+    blocking = serializers.BooleanField()
+
+
+class RuleChangeDryRunResponseSerializer(serializers.Serializer):
+    """Answer of POST /api/rule-changes/{id}/dry-run/: the context decided with the live rules
+    and with the draft in place of the live rule (nothing written)."""
+
+    entry_point = serializers.CharField()
+    stale = serializers.BooleanField(help_text="The live rule changed since the draft was made.")
+    live = DraftDecisionSerializer()
+    draft = DraftDecisionSerializer()

@@ -11,6 +11,7 @@ router.register("rules", views.RuleViewSet, basename="rule")
 router.register("templates", views.MessageTemplateViewSet, basename="messagetemplate")
 router.register("executions", views.ExecutionViewSet, basename="execution")
 router.register("cooldowns", views.CooldownViewSet, basename="cooldown")
+router.register("rule-changes", views.RuleChangeViewSet, basename="rulechange")
 
 urlpatterns = [
     path("rules/engine/execute/", views.ExecuteView.as_view(), name="engine-execute"),
