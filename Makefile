@@ -39,6 +39,9 @@ run: install
 	$(PY) manage.py createcachetable
 	$(PY) manage.py rules_load_demo
 	$(PY) manage.py demo_admin
+	@echo "Demo API key (send it as the header 'Authorization: Api-Key <key>'; kept in var/demo-api-key.txt):"
+	@$(PY) manage.py api_key_create --name demo --scopes execute,events,read \
+		--save-to var/demo-api-key.txt --reuse
 	$(PY) manage.py run_all --addr 127.0.0.1:8000
 
 serve: install

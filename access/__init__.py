@@ -1,1 +1,1 @@
-"""Who may do what: API keys with scopes, their authentication, CORS for publishable keys, throttles."""
+"""Who may do what: API keys with scopes, their authentication, CORS and rate limits."""

@@ -132,6 +132,30 @@ def setup_django(env: dict[str, str] | None = None) -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
+# Every scope a bench calls: execute (decisions), events (POST /new-event), read (GET /status).
+BENCH_KEY_SCOPES = ("execute", "events", "read")
+
+
+def bench_api_key_headers(name: str) -> dict[str, str]:
+    """A new secret API key for the servers a bench starts, as request headers.
+
+    Call it after the database is set up (migrated) and before starting the servers: creating
+    a key moves the cache generation stamp, which must not happen during a measurement. The
+    key may use every entry point and has no rate of its own (the servers' default applies:
+    none unless VERDICT_API_KEY_RATE is set). Earlier active keys named `name` are revoked
+    first, so runs do not pile keys up; each bench uses a name of its own, so benches on one
+    database do not revoke each other's. Writes ApiKey rows; raises nothing of its own.
+    """
+    from access import services
+    from access.keys import KEY_HEADER_PREFIX
+    from access.models import ApiKey
+
+    for key in ApiKey.objects.filter(name=name, revoked_at__isnull=True):
+        services.api_key_revoke(key=key)
+    _, raw = services.api_key_create(name=name, scopes=BENCH_KEY_SCOPES)
+    return {"Authorization": KEY_HEADER_PREFIX + raw}
+
+
 def free_port() -> int:
     """A TCP port that is free right now on 127.0.0.1."""
     with socket.socket() as sock:
@@ -589,8 +613,15 @@ class Server:
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=5)
 
-    def wait_ready(self, path: str, body: bytes, timeout: float = 60.0) -> None:
-        """Wait until the server answers `path` with 200. Raises RuntimeError."""
+    def wait_ready(
+        self,
+        path: str,
+        body: bytes,
+        timeout: float = 60.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Wait until the server answers `path` with 200 (sending `headers` too, e.g. the API
+        key). Raises RuntimeError."""
         import httpx
 
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -603,7 +634,7 @@ class Server:
                 response = httpx.post(
                     f"http://127.0.0.1:{self.port}{path}",
                     content=body,
-                    headers={"Content-Type": "application/json"},
+                    headers={"Content-Type": "application/json", **(headers or {})},
                     timeout=5,
                 )
                 if response.status_code == 200:
@@ -624,7 +655,7 @@ local bodies = {
 local requests = {}
 local index = 0
 function init(args)
-  local headers = {["Content-Type"] = "application/json"}
+  local headers = {["Content-Type"] = "application/json"%s}
   for i, body in ipairs(bodies) do
     requests[i] = wrk.format("POST", nil, headers, body)
   end
@@ -647,11 +678,18 @@ end
 """
 
 
-def write_wrk_script(bodies: Sequence[bytes], directory: Path, name: str) -> Path:
-    """A wrk Lua script that cycles through the request bodies (pre-formatted once)."""
+def write_wrk_script(
+    bodies: Sequence[bytes],
+    directory: Path,
+    name: str,
+    headers: dict[str, str] | None = None,
+) -> Path:
+    """A wrk Lua script that cycles through the request bodies (pre-formatted once), each sent
+    with `headers` (e.g. the API key) besides Content-Type."""
     quoted = ",\n".join(f"[==[{body.decode()}]==]" for body in bodies)
+    extra = "".join(f", [ [==[{k}]==] ] = [==[{v}]==]" for k, v in (headers or {}).items())
     path = directory / f"{name}.lua"
-    path.write_text(WRK_SCRIPT % quoted)
+    path.write_text(WRK_SCRIPT % (quoted, extra))
     return path
 
 
@@ -757,13 +795,20 @@ class _PacedGenerator:
     waits for a free connection if all are busy, and its latency runs from its due time."""
 
     def __init__(
-        self, host: str, port: int, path: str, bodies: Sequence[bytes], connections: int
+        self,
+        host: str,
+        port: int,
+        path: str,
+        bodies: Sequence[bytes],
+        connections: int,
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
         self.requests = [
             (
-                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode()
             + body
@@ -879,15 +924,17 @@ def run_paced(
     rate: float,
     duration: float,
     connections: int = 64,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One open-loop run at `rate` requests/s; latency from each request's intended send time."""
+    """One open-loop run at `rate` requests/s; latency from each request's intended send time.
+    `headers` (e.g. the API key) go with every request."""
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
 
     async def main() -> tuple[_PacedGenerator, int, float]:
-        generator = _PacedGenerator("127.0.0.1", port, path, bodies, connections)
+        generator = _PacedGenerator("127.0.0.1", port, path, bodies, connections, headers)
         await generator.open()
         sent, elapsed = await generator.run(rate, duration)
         for connection in [*generator.free, *generator.busy]:
@@ -1015,13 +1062,15 @@ def missing_audit_rows(execution_ids: Sequence[str]) -> int:
 
 @dataclass
 class Target:
-    """One endpoint under load: its settings module, path and request bodies."""
+    """One endpoint under load: its settings module, path, request bodies and the headers sent
+    with each (Verdict's: the API key; the baseline's: none, it authenticates nobody)."""
 
     name: str
     settings_module: str
     path: str
     bodies: list[bytes]
     entry_point_id: int
+    headers: dict[str, str] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -1050,7 +1099,12 @@ def measure_phase(
         )
     else:
         result = run_paced(
-            server.port, target.path, target.bodies, rate=phase["rate"], duration=duration
+            server.port,
+            target.path,
+            target.bodies,
+            rate=phase["rate"],
+            duration=duration,
+            headers=target.headers,
         )
     new_rows = settle(target.entry_point_id, since)
     # CPU per request is far less sensitive to the other load on the machine than rps.
@@ -1094,7 +1148,7 @@ def run_target(
     )
     results = []
     with Server(config, env, log_name=f"http_execute-{target.name}") as server:
-        server.wait_ready(target.path, target.bodies[0])
+        server.wait_ready(target.path, target.bodies[0], headers=target.headers)
         for each_target, each_phases, each_script in ((target, phases, script), *extra):
             # Every worker compiles its rule set and opens its connections.
             warmup_started = timezone.now()
@@ -1245,10 +1299,13 @@ PROFILE_STEPS = (
 )
 
 
-def profile(contexts: Sequence[dict[str, Any]], *, requests: int = 1000) -> dict[str, Any]:
+def profile(
+    contexts: Sequence[dict[str, Any]], headers: dict[str, str], *, requests: int = 1000
+) -> dict[str, Any]:
     """CPU per request of each endpoint in one process (Django's test client, no network), and
     a cProfile of Verdict's request by pipeline step. The audit writer thread's CPU is the
-    process's CPU minus the request thread's."""
+    process's CPU minus the request thread's. `headers` (the API key) go with Verdict's
+    requests only."""
     import cProfile
     import pstats
 
@@ -1259,14 +1316,14 @@ def profile(contexts: Sequence[dict[str, Any]], *, requests: int = 1000) -> dict
     bodies = request_bodies(ENTRY_POINT, contexts)
     dry = [body[:-1] + b',"dry_run":true}' for body in bodies]
 
-    def cpu(path: str, payloads: Sequence[bytes]) -> dict[str, float]:
+    def cpu(path: str, payloads: Sequence[bytes], headers: dict[str, str]) -> dict[str, float]:
         for body in payloads[:50]:
-            client.post(path, body, content_type="application/json")
+            client.post(path, body, content_type="application/json", headers=headers)
         rounds = []
         for _ in range(3):
             process, thread, wall = time.process_time(), time.thread_time(), time.perf_counter()
             for body in payloads[:requests]:
-                response = client.post(path, body, content_type="application/json")
+                response = client.post(path, body, content_type="application/json", headers=headers)
                 assert response.status_code == 200, response.content[:500]
             rounds.append(
                 (
@@ -1284,16 +1341,16 @@ def profile(contexts: Sequence[dict[str, Any]], *, requests: int = 1000) -> dict
 
     with override_settings(ROOT_URLCONF="bench.baseline.urls"):
         measured = {
-            "verdict": cpu(EXECUTE_PATH, bodies),
-            "verdict_dry_run": cpu(EXECUTE_PATH, dry),
-            "baseline": cpu(BASELINE_PATH, bodies),
+            "verdict": cpu(EXECUTE_PATH, bodies, headers),
+            "verdict_dry_run": cpu(EXECUTE_PATH, dry, headers),
+            "baseline": cpu(BASELINE_PATH, bodies, {}),
         }
         # CPU time of the request thread: waits (the group commit, Redis, sockets) count only
         # for the CPU they burn.
         profiler = cProfile.Profile(time.thread_time)
         profiler.enable()
         for body in bodies[:requests]:
-            client.post(EXECUTE_PATH, body, content_type="application/json")
+            client.post(EXECUTE_PATH, body, content_type="application/json", headers=headers)
         profiler.disable()
     # (file, line, name) -> (calls, primitive calls, own time, cumulative time, callers)
     stats: dict[tuple[str, int, str], Any] = cast(Any, pstats.Stats(profiler)).stats
@@ -1358,6 +1415,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     setup_django()
     ids = ensure_workload()
     reset_audit(list(ids.values()))
+    key_headers = bench_api_key_headers("bench:http_execute")
     _, contexts = workload()
     RESULTS.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="verdict-bench-http-"))
@@ -1367,6 +1425,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         EXECUTE_PATH,
         request_bodies(ENTRY_POINT, contexts),
         ids[ENTRY_POINT],
+        key_headers,
     )
     baseline = Target(
         "baseline",
@@ -1381,8 +1440,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         EXECUTE_PATH,
         request_bodies(WRITE_ENTRY_POINT, contexts),
         ids[WRITE_ENTRY_POINT],
+        key_headers,
     )
-    scripts = {t.name: write_wrk_script(t.bodies, workdir, t.name) for t in (verdict, write)}
+    scripts = {
+        t.name: write_wrk_script(t.bodies, workdir, t.name, t.headers) for t in (verdict, write)
+    }
     scripts["baseline"] = write_wrk_script(baseline.bodies, workdir, "baseline")
     config = ServerConfig.parse(args.config)
     if args.server_args:
@@ -1398,7 +1460,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         if args.profile:
-            result = profile(contexts, requests=300 if args.quick else 1000)
+            result = profile(contexts, key_headers, requests=300 if args.quick else 1000)
             path = args.output.with_name("http_execute-profile.json")
             path.write_text(
                 json.dumps({"date": started.isoformat(timespec="seconds"), **result}, indent=2)

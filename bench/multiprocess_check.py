@@ -54,6 +54,7 @@ from http_execute import (
     ROOT,
     Server,
     ServerConfig,
+    bench_api_key_headers,
     bench_env,
     loadavg,
     machine_info,
@@ -167,24 +168,27 @@ class Celery:
 _clients = threading.local()
 
 
-def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def _post(
+    port: int, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
     import httpx
 
     # One keep-alive client per thread, like an application's connection pool.
     client = getattr(_clients, "client", None)
     if client is None:
         client = _clients.client = httpx.Client(timeout=30)
-    response = client.post(f"http://127.0.0.1:{port}{path}", json=body)
+    response = client.post(f"http://127.0.0.1:{port}{path}", json=body, headers=headers)
     return response.status_code, response.json()
 
 
 def send_round_robin(
-    ports: Sequence[int], path: str, bodies: Sequence[dict[str, Any]]
+    ports: Sequence[int], path: str, bodies: Sequence[dict[str, Any]], headers: dict[str, str]
 ) -> list[tuple[int, int, dict[str, Any]]]:
-    """POST each body to the next web process (16 at a time); (port, status, json) each."""
+    """POST each body (with `headers`: the API key) to the next web process, 16 at a time;
+    (port, status, json) each."""
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         futures = [
-            (ports[i % len(ports)], pool.submit(_post, ports[i % len(ports)], path, body))
+            (ports[i % len(ports)], pool.submit(_post, ports[i % len(ports)], path, body, headers))
             for i, body in enumerate(bodies)
         ]
         return [(port, *future.result()) for port, future in futures]
@@ -247,6 +251,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from rules_engine.models import Execution
 
     marker = ensure_rules()
+    # Before the servers start: creating a key moves the cache generation stamp.
+    headers = bench_api_key_headers("bench:multiprocess_check")
     import redis
 
     redis.Redis.from_url(settings.REDIS_URL).delete(WORKERS_KEY)
@@ -279,7 +285,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             stack.callback(process.stop)
         probe = {"entry_point": ENTRY_POINT, "context": {"user": "probe", "amount": 1}}
         for web in webs:
-            web.wait_ready(EXECUTE, json.dumps({**probe, "dry_run": True}).encode())
+            web.wait_ready(
+                EXECUTE, json.dumps({**probe, "dry_run": True}).encode(), headers=headers
+            )
         ports = [web.port for web in webs]
         for web in webs:
             assert web.process is not None
@@ -298,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for i in range(args.executes)
         ]
         started = time.perf_counter()
-        answers = send_round_robin(ports, EXECUTE, bodies)
+        answers = send_round_robin(ports, EXECUTE, bodies, headers)
         seconds = time.perf_counter() - started
         ok = [a for a in answers if a[1] == 200]
         ids = [a[2]["execution_id"] for a in ok]
@@ -319,7 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
         # 2. events over the 4 web processes, processed by both workers
-        event_ids = send_events(ports, args.events, "before")
+        event_ids = send_events(ports, args.events, "before", headers)
         statuses = wait_events(event_ids, timeout=120)
         workers = workers_of(event_ids)
         _, no_audit = event_versions(event_ids)
@@ -347,7 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seen_ms = []
         for port in ports:
             while True:
-                _, body = _post(port, EXECUTE, {**probe, "dry_run": True})
+                _, body = _post(port, EXECUTE, {**probe, "dry_run": True}, headers)
                 version = next(
                     (r["version"] for r in body.get("matched_rules", []) if r["name"] == "marker"),
                     0,
@@ -363,7 +371,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"(service call {1000 * (committed - changed_at):.0f} ms; polled one process "
             "after another)",
         )
-        after_ids = send_events(ports, max(20, args.events // 2), "after")
+        after_ids = send_events(ports, max(20, args.events // 2), "after", headers)
         statuses = wait_events(after_ids, timeout=120)
         versions, no_audit = event_versions(after_ids)
         workers = workers_of(after_ids)
@@ -379,8 +387,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
-def send_events(ports: Sequence[int], count: int, tag: str) -> list[str]:
-    """POST `count` events round-robin to the web processes; their ids."""
+def send_events(ports: Sequence[int], count: int, tag: str, headers: dict[str, str]) -> list[str]:
+    """POST `count` events round-robin to the web processes (with `headers`: the API key);
+    their ids."""
     run_id = uuid.uuid4().hex[:8]
     bodies = [
         {
@@ -391,7 +400,7 @@ def send_events(ports: Sequence[int], count: int, tag: str) -> list[str]:
         }
         for i in range(count)
     ]
-    answers = send_round_robin(ports, "/new-event", bodies)
+    answers = send_round_robin(ports, "/new-event", bodies, headers)
     return [a[2]["id"] for a in answers if a[1] in (200, 202)]
 
 

@@ -43,6 +43,7 @@ from http_execute import (
     ROOT,
     Server,
     ServerConfig,
+    bench_api_key_headers,
     bench_env,
     loadavg,
     machine_info,
@@ -87,9 +88,11 @@ def ensure_probe() -> Any:
 class Poller(threading.Thread):
     """Polls one process's execute endpoint and notes when each rule version first appears."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
         super().__init__(daemon=True)
         self.port = port
+        # Content-Type and the API key.
+        self.headers = {"Content-Type": "application/json", **headers}
         self.body = json.dumps(
             {"entry_point": ENTRY_POINT, "context": {"probe": True}, "dry_run": True}
         ).encode()
@@ -102,10 +105,9 @@ class Poller(threading.Thread):
     def run(self) -> None:
         self.started = time.perf_counter()
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        headers = {"Content-Type": "application/json"}
         while not self.stopping.is_set():
             try:
-                connection.request("POST", "/api/rules/engine/execute/", self.body, headers)
+                connection.request("POST", "/api/rules/engine/execute/", self.body, self.headers)
                 response = connection.getresponse()
                 payload = response.read()
                 arrived = time.perf_counter()
@@ -138,6 +140,8 @@ def measure(backend: str, *, processes: int, changes: int, threads: int) -> dict
     from rules_engine import services
 
     rule = ensure_probe()
+    # Before the servers start: creating a key moves the cache generation stamp.
+    headers = bench_api_key_headers("bench:propagation")
     env = bench_env()
     if backend == "embedded":
         env = {k: v for k, v in env.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
@@ -150,8 +154,8 @@ def measure(backend: str, *, processes: int, changes: int, threads: int) -> dict
         ]
         probe = json.dumps({"entry_point": ENTRY_POINT, "context": {"probe": True}}).encode()
         for server in servers:
-            server.wait_ready("/api/rules/engine/execute/", probe)
-        pollers = [Poller(server.port) for server in servers]
+            server.wait_ready("/api/rules/engine/execute/", probe, headers=headers)
+        pollers = [Poller(server.port, headers) for server in servers]
         for poller in pollers:
             poller.start()
         for poller in pollers:

@@ -54,7 +54,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every response (a refused body's 413 too) carries the request id.
+    "rules_engine.middleware.RequestIdMiddleware",
     "rules_engine.middleware.BodySizeLimitMiddleware",
+    "access.middleware.PublishableKeyCorsMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -148,15 +151,22 @@ STATIC_ROOT = BASE_DIR / "var" / "static"
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("VERDICT_MAX_BODY_BYTES", str(256 * 1024)))
 
 REST_FRAMEWORK = {
+    # Applications send `Authorization: Api-Key <key>`; people use the admin's session.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "access.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # Keys by scope (read / manage), staff users by their role's model permissions.
+    "DEFAULT_PERMISSION_CLASSES": ["access.permissions.ScopeOrModelPermission"],
+    "DEFAULT_THROTTLE_CLASSES": ["access.throttling.VerdictRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Every endpoint parses JSON with the strict parser: size, depth, length and NUL limits
+    # are checked before any view runs (400/413 with the error shape of api/errors.py).
+    "DEFAULT_PARSER_CLASSES": ["rules_engine.api.parsers.SafeJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "rules_engine.api.errors.exception_handler",
@@ -229,6 +239,15 @@ VERDICT: dict[str, Any] = {
     # Compile limits for one JSONLogic expression.
     "MAX_RULE_DEPTH": int(os.environ.get("VERDICT_MAX_RULE_DEPTH", "64")),
     "MAX_RULE_NODES": int(os.environ.get("VERDICT_MAX_RULE_NODES", "5000")),
+    # Run-time limits of one rule: items map/filter/reduce/all/some/none/merge (and split) may
+    # process or build, characters the string and regex functions take or build, characters
+    # of a regular expression. Exceeding one is an error of that rule only.
+    "MAX_ARRAY_ITEMS": int(os.environ.get("VERDICT_MAX_ARRAY_ITEMS", "10000")),
+    "MAX_STRING_LENGTH": int(os.environ.get("VERDICT_MAX_STRING_LENGTH", "100000")),
+    "MAX_PATTERN_LENGTH": int(os.environ.get("VERDICT_MAX_PATTERN_LENGTH", "1000")),
+    # Time one decision may spend evaluating its rules (milliseconds, 0: unbounded). Loops and
+    # function calls past it fail their rule; rules without them still evaluate.
+    "EVALUATION_BUDGET_MS": float(os.environ.get("VERDICT_EVALUATION_BUDGET_MS", "1000")),
     # How often (seconds) a process re-reads the shared ruleset generation stamp: 0 = on every
     # decision; otherwise at most once per interval, which adds up to the interval to how long
     # other processes take to see a change, so it must stay below 1 s (rules_engine/cache.py
@@ -280,6 +299,10 @@ VERDICT: dict[str, Any] = {
     "INGRESS_CLAIM_MIN_IDLE_MS": int(os.environ.get("VERDICT_INGRESS_CLAIM_MIN_IDLE_MS", "30000")),
     "INGRESS_RECLAIM_INTERVAL": float(os.environ.get("VERDICT_INGRESS_RECLAIM_INTERVAL", "5")),
     "INGRESS_MAX_DELIVERIES": int(os.environ.get("VERDICT_INGRESS_MAX_DELIVERIES", "5")),
+    # Rate limits ("<n>/<second|minute|hour|day>", empty: none): per API key unless the key
+    # sets its own, and per staff session user of the API.
+    "API_KEY_RATE": os.environ.get("VERDICT_API_KEY_RATE", ""),
+    "USER_RATE": os.environ.get("VERDICT_USER_RATE", "1200/minute"),
     # emit_event chains deeper than this are refused, so rules cannot loop.
     "MAX_EVENT_DEPTH": int(os.environ.get("VERDICT_MAX_EVENT_DEPTH", "5")),
 }
@@ -292,10 +315,68 @@ for _name, _value in os.environ.items():
 # Modules imported at startup to register custom functions or action handlers (comma list).
 VERDICT_PLUGINS = env_list("VERDICT_PLUGINS", "")
 
+# Logs: one JSON object per line in production (VERDICT_LOG_FORMAT=json, the default without
+# DEBUG), or the plain format; both carry the request id that caused them (config/logging.py).
+# Celery workers and beat log through this configuration too (config/celery.py).
+LOG_FORMAT = os.environ.get("VERDICT_LOG_FORMAT", "plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "config.logging.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"()": "config.logging.PlainFormatter"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # httpx logs every request's full URL at INFO; a webhook URL may carry a token.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# OpenAPI schema of the whole API (drf-spectacular), served at /api/schema/ and /api/docs/.
+SPECTACULAR_SETTINGS: dict[str, Any] = {
+    "TITLE": "Verdict API",
+    "DESCRIPTION": "Decisions, events and rule management of the Verdict rules engine.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies and responses are separate components (read-only fields only in answers).
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionOutcomeEnum": "rules_engine.models.Execution.Outcome",
+        "EventStatusEnum": "ingress.models.Event.Status",
+    },
+    # Views may read self.request while choosing authenticators (rules_engine/api/schema.py).
+    "GET_MOCK_REQUEST": "rules_engine.api.schema.build_mock_request",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "rules_engine.api.schema.add_common_errors",
+    ],
+}
+
+# --- Custom functions (rules_engine/functions): WebAssembly sandbox and named lists ---------
+# Defaults for a new WASM function's limits (each function may set its own in the admin):
+# fuel is roughly one unit per executed instruction; memory caps each module's linear memory;
+# the wall-clock limit stops a call through epoch interruption, checked every EPOCH_TICK_MS.
+VERDICT.update(
+    {
+        "WASM_FUEL": int(os.environ.get("VERDICT_WASM_FUEL", "5000000")),
+        "WASM_MAX_MEMORY_BYTES": int(
+            os.environ.get("VERDICT_WASM_MAX_MEMORY_BYTES", str(16 * 1024 * 1024))
+        ),
+        "WASM_TIMEOUT_MS": int(os.environ.get("VERDICT_WASM_TIMEOUT_MS", "50")),
+        "WASM_EPOCH_TICK_MS": int(os.environ.get("VERDICT_WASM_EPOCH_TICK_MS", "5")),
+        # Uploads above this size are refused; a JSON result above this size is an error.
+        "WASM_MAX_MODULE_BYTES": int(
+            os.environ.get("VERDICT_WASM_MAX_MODULE_BYTES", str(2 * 1024 * 1024))
+        ),
+        "WASM_MAX_RESULT_BYTES": int(os.environ.get("VERDICT_WASM_MAX_RESULT_BYTES", "65536")),
+        # Named lists: most items one list may hold.
+        "NAMED_LIST_MAX_ITEMS": int(os.environ.get("VERDICT_NAMED_LIST_MAX_ITEMS", "100000")),
+    }
+)

@@ -30,3 +30,8 @@ def event_list(
     if source:
         queryset = queryset.filter(source=source)
     return queryset
+
+
+def event_type_by_key(*, source: str, key: str) -> str | None:
+    """The type of the event (source, key), or None when it has not arrived."""
+    return Event.objects.filter(source=source, key=key).values_list("type", flat=True).first()

@@ -46,6 +46,7 @@ class CancelSerializer(serializers.Serializer):
 class EventSerializer(serializers.ModelSerializer):
     """An event with its decision, scheduled actions and deliveries (GET /status/<id>)."""
 
+    payload = serializers.SerializerMethodField()
     decision = serializers.SerializerMethodField()
     scheduled_actions = serializers.SerializerMethodField()
     deliveries = serializers.SerializerMethodField()
@@ -73,6 +74,14 @@ class EventSerializer(serializers.ModelSerializer):
             "deliveries",
         ]
         read_only_fields = fields
+
+    def get_payload(self, event: Event) -> Any:
+        """The payload as received, with the entry point's sensitive paths masked (as in the
+        audit snapshot): reading an event must not reveal a card number."""
+        from rules_engine.masking import mask_paths
+        from rules_engine.selectors import entry_point_sensitive_paths
+
+        return mask_paths(event.payload, entry_point_sensitive_paths(key=event.type))
 
     def get_decision(self, event: Event) -> dict[str, Any] | None:
         """The decision made for the event: execution id, outcome, matched rules, effects."""
@@ -110,3 +119,25 @@ class EventSerializer(serializers.ModelSerializer):
         from egress.selectors import deliveries_for_event
 
         return deliveries_for_event(event_id=event.pk)
+
+
+class EventFilterSerializer(serializers.Serializer):
+    """Query parameters of the events list."""
+
+    status = serializers.ChoiceField(choices=Event.Status.choices, required=False)
+    type = serializers.CharField(required=False, max_length=100)
+    # DRF's metaclass moves declared fields off the class, so this does not shadow .source.
+    source = serializers.RegexField(SOURCE_PATTERN, required=False)  # type: ignore[assignment]
+
+
+class EventAcceptedSerializer(serializers.Serializer):
+    """Answer of accepting or cancelling an event: its id and status."""
+
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=Event.Status.choices)
+
+
+class PendingCancellationSerializer(serializers.Serializer):
+    """Answer of cancelling by key before the event arrived (remembered)."""
+
+    status = serializers.ChoiceField(choices=["pending_cancellation"])

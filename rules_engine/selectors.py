@@ -16,8 +16,12 @@ from rules_engine.models import (
     MessageTemplate,
     Preference,
     Rule,
+    RuleChange,
     SubjectState,
 )
+
+# The permission of the publisher role: approving (or rejecting) another person's draft.
+APPROVE_PERMISSION = "rules_engine.approve_rulechange"
 
 
 def entry_point_get(*, key: str) -> EntryPoint | None:
@@ -155,3 +159,105 @@ def _as_uuid(value: str) -> Any:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+# --- four-eyes review of rules on critical entry points ------------------------------------
+
+
+def rule_needs_review(*, rule_id: Any = None, entry_point: EntryPoint | None = None) -> bool:
+    """Whether a change to rule `rule_id` (None: a new rule) moving it to `entry_point` (None:
+    where it is) must be a draft: when the rule's live entry point or the target is critical.
+
+    The live entry point is read from the database, so an unsaved edit cannot dodge review by
+    moving the rule in the same change.
+    """
+    if entry_point is not None and entry_point.critical:
+        return True
+    if rule_id is None:
+        return False
+    return Rule.objects.filter(pk=rule_id, entry_point__critical=True).exists()
+
+
+def rule_change_get(*, change_id: Any) -> RuleChange | None:
+    """One rule change by id (with its entry point, rule and people), or None."""
+    return (
+        RuleChange.objects.select_related("entry_point", "rule", "author", "reviewer")
+        .filter(pk=change_id)
+        .first()
+    )
+
+
+def rule_change_list(
+    *, status: str | None = None, entry_point: str | None = None, rule_id: Any = None
+) -> QuerySet[RuleChange]:
+    """Rule changes newest first, filtered by status, entry point key and rule."""
+    queryset = RuleChange.objects.select_related("entry_point", "rule", "author", "reviewer")
+    if status:
+        queryset = queryset.filter(status=status)
+    if entry_point:
+        queryset = queryset.filter(entry_point__key=entry_point)
+    if rule_id:
+        queryset = queryset.filter(rule_key=rule_id)
+    return queryset.order_by("-created_at", "-id")
+
+
+def rule_change_is_stale(*, change: RuleChange) -> bool:
+    """Whether the live rule moved on (or was deleted) since the draft was made.
+
+    A new rule's draft is never stale. Approving a stale draft is refused: it was reviewed
+    against content that is no longer live.
+    """
+    if change.operation == RuleChange.Operation.CREATE:
+        return False
+    if change.rule_key is None:
+        return True
+    live_version = Rule.objects.filter(pk=change.rule_key).values_list("version", flat=True)
+    return list(live_version) != [change.base_version]
+
+
+def rule_change_review_refusal(*, change: RuleChange, user: Any) -> str | None:
+    """Why `user` may not approve or reject `change` (None when they may).
+
+    Four-eyes: only a draft, only with the publisher permission, never its own author.
+    """
+    if change.status != RuleChange.Status.DRAFT:
+        return f"change #{change.pk} is {change.get_status_display().lower()}, not a draft"
+    if user is None or not user.is_authenticated or not user.has_perm(APPROVE_PERMISSION):
+        return "reviewing rule changes needs the publisher role (approve_rulechange)"
+    if change.author_id is not None and change.author_id == user.pk:
+        return "the author of a change cannot review it; another publisher must"
+    return None
+
+
+def rule_change_diff(*, change: RuleChange) -> list[dict[str, Any]]:
+    """What the change does to the live content it was made against: field, old, new.
+
+    A new rule lists every field (old None); a deletion lists every field (new None).
+    """
+    from rules_engine.services import RULE_FIELDS
+
+    before = change.before or {}
+    after = change.content or {}
+    return [
+        {"field": name, "old": before.get(name), "new": after.get(name)}
+        for name in RULE_FIELDS
+        if before.get(name) != after.get(name) or (name in before) != (name in after)
+    ]
+
+
+def execution_entry_point_key(*, execution_id: Any) -> str | None:
+    """The entry point key of an execution, or None if there is no such execution."""
+    return (
+        Execution.objects.filter(pk=execution_id).values_list("entry_point__key", flat=True).first()
+    )
+
+
+def entry_point_sensitive_paths(*, key: str) -> tuple[str, ...]:
+    """The sensitive paths of an entry point (from the compiled ruleset when cached)."""
+    from rules_engine.cache import rulesets
+
+    ruleset = rulesets.get(key)
+    if ruleset is not None:
+        return ruleset.sensitive_paths
+    paths = EntryPoint.objects.filter(key=key).values_list("sensitive_paths", flat=True).first()
+    return tuple(paths or ())

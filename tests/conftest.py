@@ -11,6 +11,7 @@ import redis
 from django.core.cache import cache
 from django.core.management import call_command
 
+from access.selectors import api_key_cache_clear
 from rules_engine import cooldowns
 from rules_engine.cache import GENERATION_KEY, rulesets
 from rules_engine.management.commands.rules_load_demo import DEMO_FILE
@@ -19,16 +20,19 @@ from rules_engine.models import EntryPoint
 
 @pytest.fixture(autouse=True)
 def _fresh_ruleset_cache() -> Any:
-    """Each test starts with no compiled rulesets, no generation stamp and no cooldowns.
+    """Each test starts with no compiled rulesets or keys, no generation stamp, no cooldowns
+    and no rate-limit counters.
 
     Only our own keys are deleted: flushing the Redis database would also drop the Celery
     messages and streams that worker tests rely on.
     """
     rulesets.clear()
+    api_key_cache_clear()
     cache.delete(GENERATION_KEY)
     _clear_redis_cooldowns()
     yield
     rulesets.clear()
+    api_key_cache_clear()
 
 
 def _clear_redis_cooldowns() -> None:
@@ -36,9 +40,10 @@ def _clear_redis_cooldowns() -> None:
 
     if settings.REDIS_URL:
         client = redis.Redis.from_url(settings.REDIS_URL)
-        keys = list(client.scan_iter(match=f"{cooldowns.KEY_PREFIX}*", count=1000))
-        if keys:
-            client.delete(*keys)
+        for pattern in (f"{cooldowns.KEY_PREFIX}*", "*verdict:throttle:*"):
+            keys = list(client.scan_iter(match=pattern, count=1000))
+            if keys:
+                client.delete(*keys)
 
 
 @pytest.fixture
@@ -100,6 +105,6 @@ def worker(celery_worker: Any) -> Any:
 def api_client(db: Any) -> Any:
     """A DRF test client that sends an API key holding every scope (execute, events, read,
     manage) on every request: what an application's backend uses."""
-    from rest_framework.test import APIClient
+    from tests.support.keys import application_client
 
-    return APIClient()
+    return application_client()

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from egress import services
 from egress.models import Delivery, DeliveryAttempt
 from rules_engine import services as rules_services
 from rules_engine.models import EntryPoint
 from tests.egress.conftest import ORDER, stream_entries
+from tests.support.keys import application_client as application
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,7 +33,7 @@ def rule_with(entry_point: EntryPoint, action: dict[str, Any]) -> None:
 
 def post_event(key: str) -> str:
     body = {"type": "order.created", "key": key, "payload": ORDER}
-    response = APIClient().post("/new-event", json.dumps(body), content_type="application/json")
+    response = application().post("/new-event", json.dumps(body), content_type="application/json")
     assert response.status_code == 202
     return str(response.json()["id"])
 
@@ -54,7 +54,7 @@ def test_event_posted_is_delivered_to_the_receiver_once(worker, order_created, c
     assert (body["event_id"], body["context"]["card"]) == (event_id, {"number": "***"})
     assert request.headers["idempotency-key"] == str(delivery.pk)
     # and the event's status lists the delivery
-    [row] = APIClient().get(f"/status/{event_id}").json()["deliveries"]
+    [row] = application().get(f"/status/{event_id}").json()["deliveries"]
     assert (row["id"], row["destination"], row["status"], row["attempts"]) == (
         str(delivery.pk),
         "crm",

@@ -17,6 +17,7 @@ import pytest
 
 from ingress.models import Event
 from rules_engine.models import Execution
+from tests.support.keys import key_header, new_key
 from tests.support.processes import ManagedProcess, process_env, wait_for
 
 pytestmark = [
@@ -31,12 +32,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The application's key of the current test (events scope).
+HEADERS: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _application_key(db: Any) -> None:
+    HEADERS.clear()
+    HEADERS.update(key_header(new_key(scopes=("events",))))
+
+
 def post_event(port: int, key: str, payload: dict[str, Any]) -> httpx.Response:
     body = {"type": "checkout", "key": key, "payload": payload}
     return httpx.post(
         f"http://127.0.0.1:{port}/new-event",
         content=json.dumps(body),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **HEADERS},
         timeout=30,
     )
 

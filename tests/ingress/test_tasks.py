@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from ingress.models import Event
 from tests.support.processes import wait_for
@@ -14,9 +13,9 @@ from tests.support.processes import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_event_posted_over_rest_is_decided_by_the_worker(worker, demo, demo_context):
+def test_event_posted_over_rest_is_decided_by_the_worker(worker, demo, demo_context, api_client):
     # given a running worker
-    client = APIClient()
+    client = api_client
     body = {"type": "checkout", "key": "order-1", "payload": demo_context}
     # when an event is posted
     response = client.post("/new-event", json.dumps(body), content_type="application/json")

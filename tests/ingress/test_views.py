@@ -12,9 +12,18 @@ from ingress.models import Event
 
 pytestmark = pytest.mark.django_db
 
+# The application's client of the current test: an API key with every scope.
+CLIENT = APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _application_client(api_client: APIClient) -> None:
+    global CLIENT
+    CLIENT = api_client
+
 
 def post(url: str, body: Any) -> Any:
-    return APIClient().post(url, json.dumps(body), content_type="application/json")
+    return CLIENT.post(url, json.dumps(body), content_type="application/json")
 
 
 @pytest.mark.parametrize("url", ["/new-event", "/api/events/"])
@@ -45,7 +54,7 @@ def test_status_shows_event_decision_and_actions(demo, demo_context):
 
     event_id = post("/new-event", {"type": "checkout", "key": "o-2", "payload": demo_context})
     services.event_process(event_id=event_id.json()["id"])
-    status = APIClient().get(f"/status/{event_id.json()['id']}").json()
+    status = CLIENT.get(f"/status/{event_id.json()['id']}").json()
     assert (status["status"], status["type"], status["key"], status["subject"]) == (
         "completed",
         "checkout",
@@ -58,13 +67,13 @@ def test_status_shows_event_decision_and_actions(demo, demo_context):
         "Count checkouts and show loyalty",
     ]
     assert (status["scheduled_actions"], status["deliveries"]) == ([], [])
-    same = APIClient().get(f"/api/events/{event_id.json()['id']}/").json()
+    same = CLIENT.get(f"/api/events/{event_id.json()['id']}/").json()
     assert same == status
 
 
 def test_unknown_event_status_is_404(db):
-    assert APIClient().get("/status/00000000-0000-0000-0000-000000000000").status_code == 404
-    assert APIClient().get("/status/not-a-uuid").status_code == 404
+    assert CLIENT.get("/status/00000000-0000-0000-0000-000000000000").status_code == 404
+    assert CLIENT.get("/status/not-a-uuid").status_code == 404
 
 
 def test_cancel_by_id_and_by_key(demo, demo_context):
@@ -79,7 +88,7 @@ def test_cancel_by_id_and_by_key(demo, demo_context):
 
 
 def test_listing_events_is_for_staff(demo, admin_client):
-    assert APIClient().get("/api/events/").status_code == 403
+    assert APIClient().get("/api/events/").status_code == 401
     assert admin_client.get("/api/events/?status=received").status_code == 200
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
+from rules_engine import services
 from rules_engine.models import Acknowledgement, Execution, Preference, Rule
 
 pytestmark = pytest.mark.django_db
@@ -16,13 +17,18 @@ EXECUTE = "/api/rules/engine/execute/"
 
 
 @pytest.fixture
-def client() -> APIClient:
-    return APIClient()
+def client(api_client: APIClient) -> APIClient:
+    """An application's client: every request carries an API key with every scope."""
+    return api_client
 
 
 @pytest.fixture
 def staff(django_user_model: Any) -> APIClient:
+    """A staff user holding every permission of the rules engine (a session, no key)."""
+    from django.contrib.auth.models import Permission
+
     user = django_user_model.objects.create_user("author", password="pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="rules_engine"))
     api = APIClient()
     api.force_login(user)
     return api
@@ -222,9 +228,10 @@ def test_preference_answer_is_stored_and_returned(client, demo, demo_context):
     assert (question["value"], question["answered"]) == ("weekly", True)
 
 
-def test_rule_management_requires_staff(client, demo):
-    assert client.get("/api/rules/").status_code == 403
-    assert post_json(client, "/api/rules/", {"name": "x"}).status_code == 403
+def test_rule_management_requires_credentials(demo):
+    anonymous = APIClient()
+    assert anonymous.get("/api/rules/").status_code == 401
+    assert post_json(anonymous, "/api/rules/", {"name": "x"}).status_code == 401
 
 
 def test_create_rule_with_bad_condition_is_400_with_path(staff, demo):
@@ -242,6 +249,9 @@ def test_create_rule_with_bad_condition_is_400_with_path(staff, demo):
 
 
 def test_create_update_and_list_rules(staff, demo):
+    # Direct saves: on a critical entry point they are drafts (tests/rules_engine/
+    # test_rule_changes.py), so checkout is made non-critical here.
+    services.entry_point_update(entry_point=demo, data={"critical": False})
     body = {
         "name": "Big spender",
         "entry_point": "checkout",
@@ -267,6 +277,8 @@ def test_create_update_and_list_rules(staff, demo):
 
 
 def test_history_and_rollback_restore_older_behaviour(staff, client, demo, demo_context):
+    # Direct saves and rollbacks: checkout is made non-critical (else they are drafts).
+    services.entry_point_update(entry_point=demo, data={"critical": False})
     # given the free shipping rule changed so that it no longer matches
     rule = Rule.objects.get(name="Free shipping banner")
     staff.patch(
@@ -345,6 +357,7 @@ def test_browsable_api_root_lists_the_resources(staff):
         "cooldowns",
         "entry-points",
         "executions",
+        "rule-changes",
         "rules",
         "templates",
     ]
