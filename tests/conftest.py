@@ -54,6 +54,27 @@ def demo(db: Any) -> EntryPoint:
 
 
 @pytest.fixture
+def banner(db: Any) -> EntryPoint:
+    """A non-critical entry point whose only rule shows a message: decisions that write
+    nothing but their audit row."""
+    from rules_engine import services
+
+    entry_point = services.entry_point_create(
+        data={"key": "banner", "context_schema": {"type": "object"}}
+    )
+    services.template_create(data={"key": "hi", "format": "text", "body": "Hi {{ name }}"})
+    services.rule_create(
+        data={
+            "name": "Greet",
+            "entry_point": entry_point,
+            "condition": {"!!": [{"var": "name"}]},
+            "actions": [{"type": "display_message", "params": {"template": "hi"}}],
+        }
+    )
+    return entry_point
+
+
+@pytest.fixture
 def demo_context() -> dict[str, Any]:
     """The checkout schema's example context (a fresh copy per test)."""
     data = json.loads(DEMO_FILE.read_text())

@@ -13,29 +13,11 @@ from rest_framework.test import APIClient
 from access.models import ApiKey
 from access.services import api_key_create, api_key_revoke
 from rules_engine import services
-from rules_engine.models import EntryPoint, Execution
+from rules_engine.models import Execution
 from tests.support.keys import new_key
 
 EXECUTE = "/api/rules/engine/execute/"
 ORIGIN = "https://shop.example"
-
-
-@pytest.fixture
-def banner(db: Any) -> EntryPoint:
-    """A non-critical entry point whose only rule shows a message (writes nothing else)."""
-    entry_point = services.entry_point_create(
-        data={"key": "banner", "context_schema": {"type": "object"}}
-    )
-    services.template_create(data={"key": "hi", "format": "text", "body": "Hi {{ name }}"})
-    services.rule_create(
-        data={
-            "name": "Greet",
-            "entry_point": entry_point,
-            "condition": {"!!": [{"var": "name"}]},
-            "actions": [{"type": "display_message", "params": {"template": "hi"}}],
-        }
-    )
-    return entry_point
 
 
 def client_with(raw: str | None, **headers: str) -> APIClient:

@@ -11,28 +11,10 @@ import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
-from rules_engine import audit, engine, services
-from rules_engine.models import EntryPoint, Execution, SubjectState
+from rules_engine import audit, engine
+from rules_engine.models import Execution, SubjectState
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def banner(db: Any) -> EntryPoint:
-    """An entry point whose only rule shows a message: decisions that write nothing else."""
-    entry_point = services.entry_point_create(
-        data={"key": "banner", "context_schema": {"type": "object"}}
-    )
-    services.template_create(data={"key": "hi", "format": "text", "body": "Hi {{ name }}"})
-    services.rule_create(
-        data={
-            "name": "Greet",
-            "entry_point": entry_point,
-            "condition": {"!!": [{"var": "name"}]},
-            "actions": [{"type": "display_message", "params": {"template": "hi"}}],
-        }
-    )
-    return entry_point
 
 
 def test_warm_decision_makes_no_query_on_the_request_connection(banner):
