@@ -10,6 +10,7 @@ grows). Audit rows (executions) and the answers clients recorded are read-only.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -446,6 +447,31 @@ def effect_view(effect: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def explanation_rows(node: Mapping[str, Any] | None, depth: int = 0) -> list[dict[str, Any]]:
+    """A rule's explanation tree (rules_engine.jsonlogic.trace) as rows of an indented list:
+    expression, the value it saw, ✓/✗ for its truthiness. Values are shown as JSON text."""
+    if node is None:
+        return []
+    notes = []
+    if node.get("item") is not None:
+        notes.append(f"item {node['item']}")
+    if node.get("omitted"):
+        notes.append(f"{node['omitted']} of {node['iterations']} items not shown")
+    rows = [
+        {
+            "indent": depth * 20,
+            "mark": "✓" if node.get("truthy") else "✗",
+            "expression": node.get("expression", ""),
+            "value": json.dumps(node.get("result"), ensure_ascii=False),
+            "error": node.get("error"),
+            "note": ", ".join(notes),
+        }
+    ]
+    for child in node.get("args", ()):
+        rows.extend(explanation_rows(child, depth + 1))
+    return rows
+
+
 # --- four-eyes review: drafts of rules on critical entry points ----------------------------
 
 # Set on the request when a rule save, deletion or revert became a draft (see RuleAdmin).
@@ -587,6 +613,10 @@ class RuleAdmin(ServiceHistoryAdmin):
                 rule_results=pretty_json(decision.rule_results),
                 effects=[effect_view(effect) for effect in decision.effects],
                 action_results=pretty_json(decision.action_results),
+                explained=[
+                    {**row, "rows": explanation_rows(row.get("explanation"))}
+                    for row in decision.rules or ()
+                ],
             )
         return TemplateResponse(request, "admin/rules_engine/rule/dry_run.html", context)
 

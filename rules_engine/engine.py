@@ -46,7 +46,7 @@ from rules_engine.cache import (
 from rules_engine.conditions import evaluation_budget_seconds
 from rules_engine.errors import InvalidContext, NotFound
 from rules_engine.functions.builtins import format_instant
-from rules_engine.jsonlogic import RuleError, limits, truthy
+from rules_engine.jsonlogic import RuleError, limits, trace, truthy
 from rules_engine.masking import mask_paths
 from rules_engine.models import Execution
 from rules_engine.validation import validate_context
@@ -91,6 +91,8 @@ class Decision:
     action_results: list[dict[str, Any]] = field(default_factory=list)
     # The `$now` the rules read (ISO-8601, UTC), audited with the context; None if unread.
     now: str | None = None
+    # Dry runs only: every rule's result with the explanation of its condition.
+    rules: list[dict[str, Any]] | None = None
 
     def as_response(self) -> dict[str, Any]:
         """The JSON body of POST /api/rules/engine/execute/."""
@@ -103,6 +105,7 @@ class Decision:
             "blocking": self.blocking,
             "duration_ms": self.duration_ms,
             "dry_run": self.dry_run,
+            **({} if self.rules is None else {"rules": self.rules}),
         }
 
 
@@ -228,7 +231,30 @@ def _decide(run: _Run, context: Any, *, started: float) -> Decision:
         rule_results=[r.as_audit() for r in results],
         action_results=action_results,
         now=run.now_read,
+        rules=_explained(run, results, data) if run.dry_run else None,
     )
+
+
+def _explained(run: _Run, results: list[RuleResult], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each rule's result with its condition explained by the tracing compiler (dry runs only:
+    decisions never trace). A rule that does not compile has a null explanation."""
+    if run.now_read is not None:
+        data = {**data, NOW_VAR: run.now_read}
+    verdict = settings.VERDICT
+    rows = []
+    with limits.budget(evaluation_budget_seconds()):
+        for result in results:
+            explanation = None
+            if result.rule.error is None:
+                explanation = trace.explain(
+                    result.rule.source,
+                    data,
+                    sensitive_paths=run.ruleset.sensitive_paths,
+                    max_depth=int(verdict["MAX_RULE_DEPTH"]),
+                    max_rule_nodes=int(verdict["MAX_RULE_NODES"]),
+                )
+            rows.append({**result.as_audit(), "explanation": explanation})
+    return rows
 
 
 def dry_run_rule(*, rule: Any, context: Any, now: datetime | None = None) -> Decision:

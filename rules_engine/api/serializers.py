@@ -248,6 +248,29 @@ class CooldownFilterSerializer(serializers.Serializer):
 # Response bodies of the engine endpoints, for the OpenAPI schema (the views build plain dicts).
 
 
+class RuleExplanationSerializer(serializers.Serializer):
+    """One rule of a dry run: its result and the explanation of its condition."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    priority = serializers.IntegerField()
+    outcome = serializers.CharField(
+        help_text="matched, not_matched, error, suppressed (cooldown) or skipped."
+    )
+    error = serializers.CharField(required=False)
+    explanation = serializers.JSONField(
+        allow_null=True,
+        help_text=(
+            "The condition's evaluation tree (null when the rule does not compile). Each node: "
+            '{"op", "expression", "result", "truthy", "args": [nodes]}; var nodes add "var" '
+            '(the path), failing nodes "error", iterations "iterations"/"omitted", per-item '
+            'nodes "item"; a cut trace ends in an {"op": "truncated"} node. Sensitive paths '
+            'show "***".'
+        ),
+    )
+
+
 class ExecuteResponseSerializer(serializers.Serializer):
     """Answer of POST /api/rules/engine/execute/: the decision."""
 
@@ -259,6 +282,11 @@ class ExecuteResponseSerializer(serializers.Serializer):
     blocking = serializers.BooleanField()
     duration_ms = serializers.FloatField()
     dry_run = serializers.BooleanField()
+    rules = RuleExplanationSerializer(
+        many=True,
+        required=False,
+        help_text="Dry runs only: every active rule in priority order, explained.",
+    )
 
 
 class AcknowledgementResponseSerializer(serializers.Serializer):
