@@ -23,7 +23,18 @@ WORKER_CONCURRENCY ?= 2
 SERVE_ENV = DATABASE_URL="$(SERVE_DATABASE_URL)" REDIS_URL="$(SERVE_REDIS_URL)" DJANGO_DEBUG=false
 
 .PHONY: install run serve test lint format services clean bench bench-scale bench-scheduling \
-	bench-events bench-http bench-propagation
+	bench-events bench-http bench-propagation frontend frontend-deps chromium
+
+# The React app (frontend/): npm packages when the lock file changed, a build when a source
+# did. The browser tests drive the distribution's Chromium; Playwright never downloads one.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+CHROMIUM := /usr/bin/chromium
+# npm writes node_modules/.package-lock.json on every install.
+FRONTEND_DEPS := frontend/node_modules/.package-lock.json
+FRONTEND_BUILD := frontend/dist/.verdict-built
+FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) \
+	$(wildcard frontend/index.html frontend/package.json frontend/package-lock.json \
+	frontend/vite.config.* frontend/tsconfig*.json)
 
 install: $(STAMP)
 
@@ -33,7 +44,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,lint]"
 	@rm -f $(VENV)/.installed-* && touch $@
 
-run: install
+run: install frontend
 	@mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py createcachetable
@@ -42,6 +53,11 @@ run: install
 	@echo "Demo API key (send it as the header 'Authorization: Api-Key <key>'; kept in var/demo-api-key.txt):"
 	@$(PY) manage.py api_key_create --name demo --scopes execute,events,read \
 		--save-to var/demo-api-key.txt --reuse
+	@# The demo checkout's publishable key (read by /app/ from the file).
+	@$(PY) manage.py api_key_create --name demo-web --kind publishable --scopes execute \
+		--entry-points checkout --origins http://127.0.0.1:8000,http://localhost:8000 \
+		--save-to var/demo-publishable-key.txt --reuse >/dev/null
+	@echo "Demo checkout: http://127.0.0.1:8000/app/ (playground and builder: /app/playground, /app/builder)"
 	$(PY) manage.py run_all --addr 127.0.0.1:8000
 
 serve: install
@@ -55,18 +71,41 @@ serve: install
 services:
 	@scripts/ensure_services.sh "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
 
-lint: install
+lint: install frontend-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	cd frontend && npm run lint && npm run typecheck
 
 format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: install services lint
-	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" \
+# The Python suite includes the browser tests (tests/e2e), which then must not skip.
+test: install services lint frontend chromium
+	cd frontend && npm test
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" VERDICT_E2E_REQUIRED=1 \
 		$(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+frontend: $(FRONTEND_BUILD)
+
+$(FRONTEND_BUILD): $(FRONTEND_DEPS) $(FRONTEND_SOURCES)
+	cd frontend && npm run build
+	@touch $@
+
+frontend-deps: $(FRONTEND_DEPS)
+
+$(FRONTEND_DEPS): $(wildcard frontend/package.json frontend/package-lock.json)
+	@command -v npm >/dev/null || { echo "npm (Node.js 20+) is needed to build frontend/" >&2; exit 1; }
+	cd frontend && npm ci --no-audit --no-fund
+	@touch $@
+
+# Chromium from the distribution's packages, for the browser tests.
+chromium:
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q chromium) || { echo "Could not install the chromium package," \
+		"which the browser tests need: run 'apt-get install chromium' as root." >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "$(CHROMIUM) is still missing after installing chromium" >&2; exit 1; }
 
 # JSONLogic evaluators side by side (no services needed).
 bench: install
@@ -104,4 +143,5 @@ bench-propagation: install
 	$(PY) bench/multiprocess_check.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .hypothesis frontend/dist \
+		frontend/node_modules tests/e2e/artifacts

@@ -380,3 +380,10 @@ VERDICT.update(
         "NAMED_LIST_MAX_ITEMS": int(os.environ.get("VERDICT_NAMED_LIST_MAX_ITEMS", "100000")),
     }
 )
+
+# --- The React frontend (frontend/, served at /app/ by config/frontend.py) -------------------
+# The Vite build Django serves; `make frontend` writes it.
+FRONTEND_DIST = Path(os.environ.get("VERDICT_FRONTEND_DIST", str(BASE_DIR / "frontend" / "dist")))
+# The publishable key the demo checkout sends: this variable, else the file `make run` writes.
+VERDICT["FRONTEND_PUBLISHABLE_KEY"] = os.environ.get("VERDICT_FRONTEND_PUBLISHABLE_KEY", "")
+FRONTEND_PUBLISHABLE_KEY_FILE = BASE_DIR / "var" / "demo-publishable-key.txt"

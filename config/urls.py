@@ -1,10 +1,11 @@
-"""URL routes: admin, the rules API (browsable at /api/), metrics and health checks."""
+"""URL routes: admin, the rules API (browsable at /api/), the React app at /app/, metrics and
+health checks."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from config import ops
+from config import frontend, ops
 from ingress.urls import root_urlpatterns as ingress_root
 from ingress.urls import router as ingress_router
 
@@ -21,4 +22,7 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="prometheus-django-metrics"),
+    # The React app (frontend/dist): hashed assets, then index.html for every other path.
+    path("app/assets/<path:path>", frontend.asset, name="frontend-asset"),
+    re_path(r"^app/(?P<path>.*)$", frontend.app, name="frontend"),
 ]
