@@ -1,0 +1,1 @@
+"""lifecycle app (issue 7)."""
