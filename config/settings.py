@@ -233,6 +233,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     "verdict-recover-events": {"task": "ingress.tasks.recover_events", "schedule": 5.0},
     "verdict-retry-deliveries": {"task": "egress.tasks.retry_due_deliveries", "schedule": 5.0},
+    # Analytics (issue 7): add the audit rows behind the lag to the hourly rollups.
+    "verdict-rollup-executions": {"task": "analytics.tasks.rollup_executions", "schedule": 30.0},
 }
 
 # Verdict engine limits and knobs.
@@ -304,6 +306,9 @@ VERDICT: dict[str, Any] = {
     "INGRESS_MAX_DELIVERIES": int(os.environ.get("VERDICT_INGRESS_MAX_DELIVERIES", "5")),
     # Rate limits ("<n>/<second|minute|hour|day>", empty: none): per API key unless the key
     # sets its own, and per staff session user of the API.
+    # Analytics rollups read audit rows once they are this old (rows committed later than
+    # this after their insert are not counted; see analytics/services.py).
+    "ANALYTICS_LAG_SECONDS": float(os.environ.get("VERDICT_ANALYTICS_LAG_SECONDS", "120")),
     "API_KEY_RATE": os.environ.get("VERDICT_API_KEY_RATE", ""),
     "USER_RATE": os.environ.get("VERDICT_USER_RATE", "1200/minute"),
     # emit_event chains deeper than this are refused, so rules cannot loop.

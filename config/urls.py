@@ -13,8 +13,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     *ingress_root,
     path("api/", include(ingress_router.urls)),
+    # Analytics (issue 7): /api/rules/<id>/analytics/, /api/entry-points/<key>/analytics/.
+    path("api/", include("analytics.api_urls")),
     path("api/", include("rules_engine.api.urls")),
+    path("api/", include("experiments.api.urls")),  # issue 7: A/B experiments and rollouts
     path("api-auth/", include("rest_framework.urls")),
+    # Analytics dashboards (staff), linked from the rule and entry point admin pages.
+    path("analytics/", include("analytics.urls")),
     # The OpenAPI schema of the whole API, and an interactive page over it.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1066,3 +1066,7 @@ class SubjectStateAdmin(ReadOnlyAdmin):
     def attributes_json(self, obj: SubjectState) -> SafeString:
         """The stored attributes as indented JSON."""
         return json_block(obj.attributes)
+
+
+# Issue 7: rules' saved test cases (registered by that module; it reuses explanation_rows).
+from rules_engine import admin_testcases  # noqa: E402, F401

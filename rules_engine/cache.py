@@ -103,6 +103,9 @@ class CompiledRuleset:
     evaluator: Any = None
     # Whether any action may write rows (updates, deliveries, events, delayed actions).
     may_write: bool = True
+    # Running experiments by rule id (experiments.runtime.RulePlan); empty for most entry
+    # points, which then pay one truthiness test per decision.
+    experiments: dict[str, Any] = field(default_factory=dict)
 
 
 def compile_rule_version(rule: Any, *, strict: bool = False) -> CompiledRule:
@@ -188,7 +191,7 @@ def _compile_template(template: Any) -> CompiledTemplateEntry:
 
 
 def build_ruleset(key: str) -> CompiledRuleset | None:
-    """Load and compile an entry point's active rules and their templates (3 queries).
+    """Load and compile an entry point's active rules, templates and experiments (4 queries).
 
     Returns None when the entry point does not exist or is inactive.
     """
@@ -205,7 +208,7 @@ def build_ruleset(key: str) -> CompiledRuleset | None:
     )
     # A textual check is enough: "$state" cannot appear in a rule that does not read it.
     uses_state = any(STATE_VAR in repr((r.condition, r.actions)) for r in rules)
-    return CompiledRuleset(
+    ruleset = CompiledRuleset(
         entry_point_id=entry_point.pk,
         key=entry_point.key,
         version=entry_point.version,
@@ -221,6 +224,10 @@ def build_ruleset(key: str) -> CompiledRuleset | None:
         validator=get_validator(entry_point.context_schema) if entry_point.context_schema else None,
         evaluator=build_evaluator(compiled),
     )
+    # Running A/B experiments and rollouts on these rules, compiled in (one query).
+    from experiments.runtime import attach as attach_experiments
+
+    return attach_experiments(ruleset)
 
 
 def build_evaluator(rules: tuple[CompiledRule, ...]) -> Any:

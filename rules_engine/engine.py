@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from experiments import runtime as experiment_runtime
 from rules_engine import audit, cooldowns, metrics, selectors
 from rules_engine.actions import ActionContext, ActionRuntimeError, PreparedAction, registry
 from rules_engine.actions.base import subject_to_str
@@ -65,12 +66,16 @@ class RuleResult:
     rule: CompiledRule
     outcome: str
     error: str | None = None
+    # Set for a rule under an experiment: {"variant": ...} (+ "shadow", "shadow_outcome").
+    extra: dict[str, Any] | None = None
 
     def as_audit(self) -> dict[str, Any]:
-        """The audit form: the rule summary with outcome (and error)."""
+        """The audit form: the rule summary with outcome (and error, and experiment variant)."""
         row = {**self.rule.summary(), "outcome": self.outcome}
         if self.error:
             row["error"] = self.error
+        if self.extra:
+            row.update(self.extra)
         return row
 
 
@@ -360,9 +365,14 @@ def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
     # decision still answers.
     with limits.budget(evaluation_budget_seconds()):
         values = evaluator.evaluate(data, errors="collect")
+        rules, notes = run.ruleset.rules, None
+        if run.ruleset.experiments:
+            # A/B experiments and rollouts: the subject's variant replaces (or, in shadow
+            # mode, is evaluated beside) its rule (experiments/runtime.py).
+            rules, values, notes = experiment_runtime.apply(run, rules, values, data)
     results: list[RuleResult] = []
     stopped = False
-    for rule, value in zip(run.ruleset.rules, values, strict=True):
+    for rule, value in zip(rules, values, strict=True):
         if stopped:
             results.append(RuleResult(rule, "skipped"))
             continue
@@ -383,6 +393,8 @@ def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
             continue
         results.append(RuleResult(rule, "matched" if hit else "not_matched"))
         stopped = hit and rule.stop_processing
+    if notes:
+        experiment_runtime.annotate(results, notes)
     return results
 
 

@@ -309,3 +309,36 @@ class RuleChange(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.operation} {self.rule_name} ({self.status})"
+
+
+# --- issue 7 §1: saved test cases of rules (engineer T) ----------------------------------
+
+
+class RuleTestCase(models.Model):
+    """A saved context and what its rule should do with it: match or not, and which actions.
+
+    Cases run against the entry point's whole rule set (so a higher-priority rule that stops
+    processing can make a case fail). Activating or changing an active rule runs every case of
+    the entry point first, and a failing case refuses the change (`rules_engine.testcases`).
+    `expect_actions` lists action type names the matched rule must dispatch (empty: not
+    checked).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="test_cases")
+    name = models.CharField(max_length=200)
+    context = models.JSONField(default=dict)
+    expect_match = models.BooleanField(default=True)
+    expect_actions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["rule", "name"]
+        constraints = [
+            # Refusals name a case by its name: it must say which one.
+            models.UniqueConstraint(fields=["rule", "name"], name="testcase_rule_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

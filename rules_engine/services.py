@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from rules_engine import cache, selectors
+from rules_engine import cache, selectors, testcases
 from rules_engine.actions import ActionSpecError, PreparedAction, registry
 from rules_engine.conditions import compile_condition
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
@@ -128,6 +128,8 @@ def rule_compile(
 
 def _rule_write(rule: Rule, data: Mapping[str, Any], *, user: User, change_note: str) -> Rule:
     _rule_apply_checked(rule, data)
+    # Issue 7: activating or changing an active rule first runs its entry point's test cases.
+    testcases.rule_tests_gate(rule=rule)
     rule.updated_by = _real_user(user)
     _stamp_history(rule, user=user, change_note=change_note)
     rule.save()
@@ -164,12 +166,22 @@ def _rule_apply_checked(rule: Rule, data: Mapping[str, Any]) -> None:
 
 
 @transaction.atomic
-def rule_create(*, data: Mapping[str, Any], user: User = None, change_note: str = "") -> Rule:
+def rule_create(
+    *,
+    data: Mapping[str, Any],
+    user: User = None,
+    change_note: str = "",
+    rule_id: uuid.UUID | None = None,
+) -> Rule:
     """Create a rule at version 1 after compiling it; writes the rule and its first history row.
 
-    Raises InvalidInput (invalid_rule) with every problem and its JSON path; nothing is written.
+    `rule_id` keeps a known identity (rules_import re-creating an exported rule); by default
+    the rule gets a new UUID. Raises InvalidInput (invalid_rule) with every problem and its
+    JSON path; nothing is written.
     """
     rule = Rule(version=1, created_by=_real_user(user))
+    if rule_id is not None:  # portability (rules_import): the exported rule's own id
+        rule.pk = rule_id
     return _rule_write(rule, data, user=user, change_note=change_note or "Created")
 
 
@@ -179,7 +191,9 @@ def rule_update(
 ) -> Rule:
     """Change a rule as a new version (version + 1) after compiling it; history keeps the old.
 
-    Raises InvalidInput (invalid_rule) with every problem; nothing is written then.
+    Raises InvalidInput (invalid_rule) with every problem, or (failing_test_cases) when the
+    change activates the rule or alters an active one and a test case of its entry point would
+    fail (rules_engine.testcases); nothing is written then.
     """
     locked = Rule.objects.select_for_update().get(pk=rule.pk)
     locked.version += 1

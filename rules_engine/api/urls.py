@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from rules_engine.api import views
+from rules_engine.api import testcase_views, views
 
 router = DefaultRouter()
 router.register("entry-points", views.EntryPointViewSet, basename="entrypoint")
@@ -21,5 +21,7 @@ urlpatterns = [
         name="engine-acknowledgements",
     ),
     path("rules/engine/preferences/", views.PreferenceView.as_view(), name="engine-preferences"),
+    # Issue 7: rules' test cases (nested under rules, so listed before the router).
+    *testcase_views.urlpatterns,
     path("", include(router.urls)),
 ]

@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path
 
 from rules_engine.admin import ServiceHistoryAdmin, ServiceRefused
 from rules_engine.errors import InvalidInput
@@ -64,6 +67,29 @@ class NamedListAdmin(ServiceHistoryAdmin):
     def item_count(self, obj: NamedList) -> int:
         """How many items the list holds."""
         return len(obj.items or [])
+
+    # CSV upload (issue 7 §5): the page and its service live in `lifecycle`.
+    change_form_template = "admin/functions/namedlist/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        """The admin's URLs plus `<id>/upload/` (before the catch-all object URL)."""
+        upload = path(
+            "<path:object_id>/upload/",
+            self.admin_site.admin_view(self.upload_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_upload",
+        )
+        return [upload, *super().get_urls()]
+
+    def upload_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Append or replace the list's items from a one-column CSV, as one new version."""
+        from lifecycle.admin import named_list_upload_view
+
+        named_list = self.get_object(request, unquote(object_id))
+        if named_list is None:
+            raise Http404(f"no named list {object_id}")
+        if not self.has_change_permission(request, named_list):
+            raise PermissionDenied
+        return named_list_upload_view(self, request, named_list)
 
 
 @admin.register(WasmFunction)
