@@ -59,13 +59,23 @@ def _request_schema(path: str, method: str) -> dict[str, Any]:
 @pytest.fixture
 def world(demo: EntryPoint) -> dict[str, str]:
     """Real objects for every path parameter, so requests reach the body parser."""
+    from experiments.models import Experiment
+    from rules_engine.models import RuleTestCase
+
     event = Event.objects.create(type="checkout", key="k-1", payload={})
+    rule = Rule.objects.first()
+    assert rule is not None
+    experiment = Experiment.objects.create(key="exp-1", entry_point=demo, rule=rule)
+    case = RuleTestCase.objects.create(rule=rule, name="case", context={})
     return {
         "{key}": "checkout",
-        "{id}": str(Rule.objects.first().pk),  # type: ignore[union-attr]
+        "{id}": str(rule.pk),
+        "{rule_id}": str(rule.pk),
         "{event_id}": str(event.pk),
         "templates:{key}": MessageTemplate.objects.first().key,  # type: ignore[union-attr]
         "events:{id}": str(event.pk),
+        "experiments:{key}": experiment.key,
+        "test-cases:{id}": str(case.pk),
     }
 
 
@@ -74,6 +84,10 @@ def _url(path: str, world: dict[str, str]) -> str:
         return path.replace("{key}", world["templates:{key}"])
     if path.startswith("/api/events/"):
         return path.replace("{id}", world["events:{id}"])
+    if path.startswith("/api/experiments/"):
+        return path.replace("{key}", world["experiments:{key}"])
+    if path.startswith("/api/test-cases/"):
+        return path.replace("{id}", world["test-cases:{id}"])
     if path.startswith("/api/executions/"):
         execution = engine.execute(entry_point="checkout", context={"user": {"id": 1}, "cart": {}})
         return path.replace("{id}", str(execution.execution_id))
