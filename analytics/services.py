@@ -302,6 +302,38 @@ def _add(aggregate: Aggregate) -> None:
         _add_entry_points(aggregate.entry_points)
 
 
+# The counter columns of each rollup and the tally field each one adds up (see _Tally).
+_RULE_COUNTS = {
+    "evaluations": "a",
+    "matches": "b",
+    "errors": "c",
+    "suppressions": "d",
+    "skipped": "e",
+}
+_ENTRY_POINT_COUNTS = {
+    "decisions": "a",
+    "matched": "b",
+    "errors": "c",
+    "blocking": "d",
+    "action_errors": "e",
+    "no_match": "f",
+}
+_MERGED_LATENCY = ("latency_counts", "latency_sum_ms", "latency_max_ms")
+
+
+def _merged(old: Any, tally: _Tally, counts: dict[str, str]) -> dict[str, Any]:
+    """A stored rollup row's counters and latency with the tally added (by column name)."""
+    merged: dict[str, Any] = {
+        column: getattr(old, column) + getattr(tally, attr) for column, attr in counts.items()
+    }
+    merged.update(
+        latency_counts=histogram.merge(list(tally.counts), old.latency_counts),
+        latency_sum_ms=old.latency_sum_ms + tally.sum_ms,
+        latency_max_ms=max(old.latency_max_ms, tally.max_ms),
+    )
+    return merged
+
+
 def _add_rules(tallies: dict[RuleKey, _Tally]) -> None:
     hours = {hour for _, _, hour in tallies}
     rule_ids = {rule_id for rule_id, _, _ in tallies}
@@ -320,33 +352,14 @@ def _add_rules(tallies: dict[RuleKey, _Tally]) -> None:
                 entry_point_id=tally.entry_point_id,
                 bucket_start=hour,
                 variant=variant[:200],
-                evaluations=old.evaluations + tally.a,
-                matches=old.matches + tally.b,
-                errors=old.errors + tally.c,
-                suppressions=old.suppressions + tally.d,
-                skipped=old.skipped + tally.e,
-                latency_counts=histogram.merge(list(tally.counts), old.latency_counts),
-                latency_sum_ms=old.latency_sum_ms + tally.sum_ms,
-                latency_max_ms=max(old.latency_max_ms, tally.max_ms),
+                **_merged(old, tally, _RULE_COUNTS),
             )
         )
     RuleRollup.objects.bulk_create(
         rows,
         update_conflicts=True,
         unique_fields=["rule_id", "bucket_start", "variant"],
-        update_fields=[
-            "rule_name",
-            "entry_point",
-            "evaluations",
-            "matches",
-            "errors",
-            "suppressions",
-            "skipped",
-            "latency_counts",
-            "latency_sum_ms",
-            "latency_max_ms",
-            "updated_at",
-        ],
+        update_fields=["rule_name", "entry_point", *_RULE_COUNTS, *_MERGED_LATENCY, "updated_at"],
     )
 
 
@@ -367,31 +380,12 @@ def _add_entry_points(tallies: dict[EntryPointKey, _Tally]) -> None:
             EntryPointRollup(
                 entry_point_id=ep,
                 bucket_start=hour,
-                decisions=old.decisions + tally.a,
-                matched=old.matched + tally.b,
-                errors=old.errors + tally.c,
-                blocking=old.blocking + tally.d,
-                action_errors=old.action_errors + tally.e,
-                no_match=old.no_match + tally.f,
-                latency_counts=histogram.merge(list(tally.counts), old.latency_counts),
-                latency_sum_ms=old.latency_sum_ms + tally.sum_ms,
-                latency_max_ms=max(old.latency_max_ms, tally.max_ms),
+                **_merged(old, tally, _ENTRY_POINT_COUNTS),
             )
         )
     EntryPointRollup.objects.bulk_create(
         rows,
         update_conflicts=True,
         unique_fields=["entry_point", "bucket_start"],
-        update_fields=[
-            "decisions",
-            "matched",
-            "no_match",
-            "errors",
-            "blocking",
-            "action_errors",
-            "latency_counts",
-            "latency_sum_ms",
-            "latency_max_ms",
-            "updated_at",
-        ],
+        update_fields=[*_ENTRY_POINT_COUNTS, *_MERGED_LATENCY, "updated_at"],
     )

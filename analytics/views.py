@@ -14,6 +14,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.safestring import SafeString
 
 from analytics import charts, selectors
 from analytics.api import AnalyticsQuerySerializer
@@ -39,6 +40,24 @@ def _label(window: selectors.Window, start: Any) -> str:
 
 def _percent(value: float | None) -> float | None:
     return None if value is None else value * 100
+
+
+def _bucket_chart(
+    title: str,
+    labels: list[str],
+    buckets: list[dict[str, Any]],
+    columns: dict[str, str],
+    unit: str = "",
+) -> SafeString:
+    """A line chart with one series per bucket column (`{series name: column}`)."""
+    series = [charts.Series(name, [b[column] for b in buckets]) for name, column in columns.items()]
+    return charts.line_chart(title=title, labels=labels, series=series, unit=unit)
+
+
+def _latency_chart(title: str, labels: list[str], buckets: list[dict[str, Any]]) -> SafeString:
+    return _bucket_chart(
+        title, labels, buckets, {"p50": "latency_p50_ms", "p95": "latency_p95_ms"}, unit=" ms"
+    )
 
 
 def _page(
@@ -85,22 +104,12 @@ def entry_point_dashboard(request: HttpRequest, key: str) -> HttpResponse:
             unit="%",
             y_max=100,
         ),
-        "latency_chart": charts.line_chart(
-            title="Decision latency (ms)",
-            labels=labels,
-            series=[
-                charts.Series("p50", [b["latency_p50_ms"] for b in buckets]),
-                charts.Series("p95", [b["latency_p95_ms"] for b in buckets]),
-            ],
-            unit=" ms",
-        ),
-        "errors_chart": charts.line_chart(
-            title="Errors",
-            labels=labels,
-            series=[
-                charts.Series("decision errors", [b["errors"] for b in buckets]),
-                charts.Series("action errors", [b["action_errors"] for b in buckets]),
-            ],
+        "latency_chart": _latency_chart("Decision latency (ms)", labels, buckets),
+        "errors_chart": _bucket_chart(
+            "Errors",
+            labels,
+            buckets,
+            {"decision errors": "errors", "action errors": "action_errors"},
         ),
         "top_rules_chart": charts.bar_chart(
             title="Top rules by matches",
@@ -147,22 +156,14 @@ def rule_dashboard(request: HttpRequest, pk: str) -> HttpResponse:
             unit="%",
             y_max=100,
         ),
-        "latency_chart": charts.line_chart(
-            title="Latency of the decisions that ran the rule (ms)",
-            labels=labels,
-            series=[
-                charts.Series("p50", [b["latency_p50_ms"] for b in buckets]),
-                charts.Series("p95", [b["latency_p95_ms"] for b in buckets]),
-            ],
-            unit=" ms",
+        "latency_chart": _latency_chart(
+            "Latency of the decisions that ran the rule (ms)", labels, buckets
         ),
-        "errors_chart": charts.line_chart(
-            title="Errors and cooldown suppressions",
-            labels=labels,
-            series=[
-                charts.Series("errors", [b["errors"] for b in buckets]),
-                charts.Series("suppressions", [b["suppressions"] for b in buckets]),
-            ],
+        "errors_chart": _bucket_chart(
+            "Errors and cooldown suppressions",
+            labels,
+            buckets,
+            {"errors": "errors", "suppressions": "suppressions"},
         ),
     }
     return _page(request, "analytics/rule.html", title, context)

@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 
 from egress import services
 from egress.models import Delivery, DeliveryAttempt, Destination
-from rules_engine.admin import details_text, json_block
+from rules_engine.admin import RefusedSaveAdmin, details_text, json_block
 from rules_engine.errors import InvalidInput
 
 FORM_FIELDS = (
@@ -76,8 +76,10 @@ class DestinationAdminForm(forms.ModelForm):
 
 
 @admin.register(Destination)
-class DestinationAdmin(admin.ModelAdmin):
-    """Destinations: created, changed and deleted through `egress.services`."""
+class DestinationAdmin(RefusedSaveAdmin):
+    """Destinations: created, changed and deleted through `egress.services` (a save refused
+    after the form's checks, e.g. a rule started using the destination meanwhile, comes back
+    with the reason)."""
 
     form = DestinationAdminForm
     list_display = (
@@ -139,21 +141,6 @@ class DestinationAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         """Delete through the service (refused while rules or deliveries refer to it)."""
         services.destination_delete(destination=obj)
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        """The add/change page; a save the service refuses (a race with the form's checks,
-        e.g. a rule started using the destination meanwhile) comes back with the reason."""
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except InvalidInput as exc:
-            self.message_user(request, f"Not saved: {details_text(exc.details)}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None

@@ -12,22 +12,18 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from experiments import selectors, services
 from experiments.models import CONTROL, Experiment, Variant
+from rules_engine.admin import RefusedSaveAdmin, details_text, object_or_404
 from rules_engine.errors import InvalidInput
 from rules_engine.models import Rule
-
-
-def _details_text(exc: InvalidInput) -> str:
-    return "; ".join(f"{d['path']}: {d['message']}" for d in exc.details)
 
 
 class VariantFormSet(BaseInlineFormSet):
@@ -106,7 +102,7 @@ class ExperimentForm(forms.ModelForm):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(RefusedSaveAdmin):
     """A/B experiments and rollouts: edit drafts, start, stop, read results, promote."""
 
     form = ExperimentForm
@@ -169,20 +165,6 @@ class ExperimentAdmin(admin.ModelAdmin):
         form.instance.pk = saved.pk
         form.instance.entry_point_id = saved.entry_point_id
 
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        """The change form; a write the service refuses after the form checks is reported."""
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except InvalidInput as exc:
-            self.message_user(request, f"Not saved: {_details_text(exc)}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
     # --- start, stop, promote --------------------------------------------------------------
 
     @admin.action(description="Start selected drafts", permissions=["change"])
@@ -201,7 +183,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 service(experiment=experiment, user=request.user)
             except InvalidInput as exc:
                 self.message_user(
-                    request, f"{experiment.key}: {_details_text(exc)}", messages.ERROR
+                    request, f"{experiment.key}: {details_text(exc.details)}", messages.ERROR
                 )
             else:
                 self.message_user(request, f"{verb} {experiment.key}.", messages.SUCCESS)
@@ -228,9 +210,7 @@ class ExperimentAdmin(admin.ModelAdmin):
     def _changeable(self, request: HttpRequest, object_id: str) -> Experiment:
         if request.method != "POST":
             raise PermissionDenied
-        experiment = self.get_object(request, unquote(object_id))
-        if experiment is None:
-            raise Http404(f"no experiment {object_id}")
+        experiment = object_or_404(self, request, object_id)
         if not self.has_change_permission(request, experiment):
             raise PermissionDenied
         return experiment
@@ -262,7 +242,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                 experiment=experiment, variant_key=variant, user=request.user
             )
         except InvalidInput as exc:
-            self.message_user(request, f"Not promoted: {_details_text(exc)}", messages.ERROR)
+            self.message_user(request, f"Not promoted: {details_text(exc.details)}", messages.ERROR)
             return self._back(experiment)
         if isinstance(result, Rule):
             done = f"{result.name} is live as version {result.version}"

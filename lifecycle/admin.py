@@ -9,13 +9,14 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from lifecycle import services
 from lifecycle.forms import BacktestStartForm, LabelUploadForm, NamedListUploadForm
 from lifecycle.models import BackfillRun, Backtest, Label
+from rules_engine.admin import object_or_404
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
 from rules_engine.functions.models import NamedList
 
@@ -238,9 +239,7 @@ class BacktestAdmin(admin.ModelAdmin):
 
     def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST: cancel the backtest (a running one stops after its current chunk)."""
-        backtest = self.get_object(request, unquote(object_id))
-        if backtest is None:
-            raise Http404(f"no backtest {object_id}")
+        backtest = object_or_404(self, request, object_id)
         if request.method != "POST" or not self._may_cancel(request):
             raise PermissionDenied
         if services.backtest_cancel(backtest=backtest):

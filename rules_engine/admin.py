@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -57,6 +57,7 @@ admin.site.index_title = "Rules, entry points and decisions"
 # Set on the request when a service refused a save the form had accepted (see changeform_view).
 REFUSED_ATTR = "_verdict_refused_details"
 JSON_PRE_STYLE = "margin: 0; white-space: pre-wrap; font-size: 12px;"
+_T = TypeVar("_T")
 
 
 def json_block(value: Any) -> SafeString:
@@ -69,6 +70,14 @@ def json_block(value: Any) -> SafeString:
 def details_text(details: Iterable[ErrorDetail]) -> str:
     """Error details as one line: `path: message; path: message`."""
     return "; ".join(f"{d['path']}: {d['message']}" for d in details)
+
+
+def object_or_404(model_admin: admin.ModelAdmin[Any], request: HttpRequest, object_id: str) -> Any:
+    """The admin's object `object_id` as this user may see it; Http404 when there is none."""
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404(f"no {model_admin.opts.verbose_name} {object_id}")
+    return obj
 
 
 class ServiceRefused(Exception):
@@ -573,46 +582,21 @@ class RuleAdmin(ServiceHistoryAdmin):
 
     def dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Run the saved rule against a pasted context and show the decision; writes nothing."""
-        rule = self.get_object(request, unquote(object_id))
-        if rule is None:
-            raise Http404(f"no rule {object_id}")
+        rule = object_or_404(self, request, object_id)
         if not self.has_change_permission(request, rule):
             raise PermissionDenied
-        decision = None
-        errors: list[ErrorDetail] = []
-        error_title = ""
-        if request.method == "POST":
-            form = DryRunForm(request.POST)
-            if form.is_valid():
-                try:
-                    decision = engine.dry_run_rule(rule=rule, context=form.cleaned_data["context"])
-                except InvalidContext as exc:
-                    error_title = "The context does not match the entry point's schema"
-                    errors = exc.details
-                except InvalidInput as exc:
-                    error_title, errors = "The rule does not compile", exc.details
-                except NotFound as exc:
-                    error_title = "The rule cannot run"
-                    errors = [{"path": "$", "message": exc.message}]
-        else:
-            form = DryRunForm(initial={"context": example_context(rule.entry_point)})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Dry run: {rule}",
-            "opts": self.opts,
-            "app_label": self.opts.app_label,
-            "original": rule,
-            "form": form,
-            "errors": errors,
-            "error_title": error_title,
-            "decision": decision,
-        }
+        decision, context = dry_run_page(
+            self,
+            request,
+            rule,
+            title=f"Dry run: {rule}",
+            subject="The rule",
+            run=lambda payload: engine.dry_run_rule(rule=rule, context=payload),
+        )
+        context["decision"] = decision
         if decision is not None:
             context.update(
-                matched=", ".join(str(r.get("name")) for r in decision.matched_rules) or "—",
-                rule_results=pretty_json(decision.rule_results),
-                effects=[effect_view(effect) for effect in decision.effects],
-                action_results=pretty_json(decision.action_results),
+                decision_fields(decision),
                 explained=[
                     {**row, "rows": explanation_rows(row.get("explanation"))}
                     for row in decision.rules or ()
@@ -839,9 +823,7 @@ class RuleChangeAdmin(admin.ModelAdmin):
     def _reviewable(self, request: HttpRequest, object_id: str) -> RuleChange:
         if request.method != "POST":
             raise PermissionDenied
-        change = self.get_object(request, unquote(object_id))
-        if change is None:
-            raise Http404(f"no rule change {object_id}")
+        change = object_or_404(self, request, object_id)
         if selectors.rule_change_review_refusal(change=change, user=request.user) is not None:
             raise PermissionDenied
         return change
@@ -882,42 +864,18 @@ class RuleChangeAdmin(admin.ModelAdmin):
 
     def dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Decide a pasted context with the live rules and with the draft; writes nothing."""
-        change = self.get_object(request, unquote(object_id))
-        if change is None:
-            raise Http404(f"no rule change {object_id}")
+        change = object_or_404(self, request, object_id)
         if not self.has_view_permission(request, change):
             raise PermissionDenied
-        result = None
-        errors: list[ErrorDetail] = []
-        error_title = ""
-        if request.method == "POST":
-            form = DryRunForm(request.POST)
-            if form.is_valid():
-                try:
-                    result = services.rule_change_dry_run(
-                        change=change, context=form.cleaned_data["context"]
-                    )
-                except InvalidContext as exc:
-                    error_title = "The context does not match the entry point's schema"
-                    errors = exc.details
-                except InvalidInput as exc:
-                    error_title, errors = "The draft does not compile", exc.details
-                except NotFound as exc:
-                    error_title = "The draft cannot run"
-                    errors = [{"path": "$", "message": exc.message}]
-        else:
-            form = DryRunForm(initial={"context": example_context(change.entry_point)})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Dry run of draft #{change.pk}: {change.rule_name}",
-            "opts": self.opts,
-            "app_label": self.opts.app_label,
-            "original": change,
-            "form": form,
-            "errors": errors,
-            "error_title": error_title,
-            "result": result,
-        }
+        result, context = dry_run_page(
+            self,
+            request,
+            change,
+            title=f"Dry run of draft #{change.pk}: {change.rule_name}",
+            subject="The draft",
+            run=lambda payload: services.rule_change_dry_run(change=change, context=payload),
+        )
+        context["result"] = result
         if result is not None:
             context["decisions"] = [
                 decision_view("Live rules", "dry-run-live", result.live),
@@ -926,17 +884,85 @@ class RuleChangeAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/rules_engine/rulechange/dry_run.html", context)
 
 
-def decision_view(title: str, html_id: str, decision: engine.Decision) -> dict[str, Any]:
-    """A dry-run decision shaped for the admin's decision include."""
-    return {
+def dry_run_page(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    obj: Any,
+    *,
+    title: str,
+    subject: str,
+    run: Callable[[Any], _T],
+) -> tuple[_T | None, dict[str, Any]]:
+    """A dry-run page's form: `run` a posted context, or offer an example of `obj`'s entry point.
+
+    Returns what `run` gave (None when it did not run) and the page's template context, with
+    the errors of a context that does not validate, or of a `subject` ("The rule") that does
+    not compile or cannot run. Writes nothing.
+    """
+    result = None
+    errors: list[ErrorDetail] = []
+    error_title = ""
+    if request.method == "POST":
+        form = DryRunForm(request.POST)
+        if form.is_valid():
+            try:
+                result = run(form.cleaned_data["context"])
+            except InvalidContext as exc:
+                error_title = "The context does not match the entry point's schema"
+                errors = exc.details
+            except InvalidInput as exc:
+                error_title, errors = f"{subject} does not compile", exc.details
+            except NotFound as exc:
+                error_title = f"{subject} cannot run"
+                errors = [{"path": "$", "message": exc.message}]
+    else:
+        form = DryRunForm(initial={"context": example_context(obj.entry_point)})
+    context = {
+        **model_admin.admin_site.each_context(request),
         "title": title,
-        "id": html_id,
-        "decision": decision,
+        "opts": model_admin.opts,
+        "app_label": model_admin.opts.app_label,
+        "original": obj,
+        "form": form,
+        "errors": errors,
+        "error_title": error_title,
+    }
+    return result, context
+
+
+def decision_fields(decision: engine.Decision) -> dict[str, Any]:
+    """A dry-run decision's matched rules, rule results, effects and action results, shown."""
+    return {
         "matched": ", ".join(str(r.get("name")) for r in decision.matched_rules) or "—",
         "rule_results": pretty_json(decision.rule_results),
         "effects": [effect_view(effect) for effect in decision.effects],
         "action_results": pretty_json(decision.action_results),
     }
+
+
+def decision_view(title: str, html_id: str, decision: engine.Decision) -> dict[str, Any]:
+    """A dry-run decision shaped for the admin's decision include."""
+    return {"title": title, "id": html_id, "decision": decision, **decision_fields(decision)}
+
+
+class RefusedSaveAdmin(admin.ModelAdmin):
+    """A model admin whose saves go through a service: a save the service refuses after the
+    form's checks passed (a race, e.g. a row changed meanwhile) comes back as an error message
+    on the reloaded page."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The add/change page; a save the service refuses is reported as "Not saved: ..."."""
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except InvalidInput as exc:
+            self.message_user(request, f"Not saved: {details_text(exc.details)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
 
 # --- read-only: the audit trail and what clients recorded ---------------------------------

@@ -496,6 +496,11 @@ class _Importer:
     def record(self, kind: str, key: str, action: str, fields: Iterable[str] = ()) -> None:
         self.report.changes.append(Change(kind, key, action, tuple(fields)))
 
+    @property
+    def audit(self) -> dict[str, Any]:
+        """Who makes every write of the import, and its change note (service keywords)."""
+        return {"user": self.user, "change_note": self.note}
+
     def upsert(
         self,
         *,
@@ -504,9 +509,9 @@ class _Importer:
         path: str,
         existing: Any,
         data: dict[str, Any],
-        current: Callable[[Any, str], Any],
         create: Callable[[], Any],
         update: Callable[[dict[str, Any]], Any],
+        current: Callable[[Any, str], Any] = getattr,
     ) -> Any:
         if existing is None:
             created = self.attempt(path, create)
@@ -564,12 +569,9 @@ class _Importer:
             path=path,
             existing=existing,
             data={**data, "items": items if existing is not None else data["items"]},
-            current=getattr,
-            create=lambda: function_services.named_list_create(
-                data=data, user=self.user, change_note=self.note
-            ),
+            create=lambda: function_services.named_list_create(data=data, **self.audit),
             update=lambda changed: function_services.named_list_update(
-                named_list=_present(existing), data=changed, user=self.user, change_note=self.note
+                named_list=_present(existing), data=changed, **self.audit
             ),
         )
 
@@ -582,12 +584,9 @@ class _Importer:
             path=path,
             existing=existing,
             data=data,
-            current=getattr,
-            create=lambda: services.template_create(
-                data=data, user=self.user, change_note=self.note
-            ),
+            create=lambda: services.template_create(data=data, **self.audit),
             update=lambda changed: services.template_update(
-                template=_present(existing), data=changed, user=self.user, change_note=self.note
+                template=_present(existing), data=changed, **self.audit
             ),
         )
 
@@ -600,15 +599,9 @@ class _Importer:
             path=path,
             existing=existing,
             data=data,
-            current=getattr,
-            create=lambda: services.entry_point_create(
-                data=data, user=self.user, change_note=self.note
-            ),
+            create=lambda: services.entry_point_create(data=data, **self.audit),
             update=lambda changed: services.entry_point_update(
-                entry_point=_present(existing),
-                data=changed,
-                user=self.user,
-                change_note=self.note,
+                entry_point=_present(existing), data=changed, **self.audit
             ),
         )
 
@@ -631,12 +624,11 @@ class _Importer:
             current=_rule_field,
             create=lambda: services.rule_create(
                 data=data,
-                user=self.user,
-                change_note=self.note,
+                **self.audit,
                 rule_id=uuid.UUID(str(rule_id)) if rule_id is not None else None,
             ),
             update=lambda changed: services.rule_update(
-                rule=_present(existing), data=changed, user=self.user, change_note=self.note
+                rule=_present(existing), data=changed, **self.audit
             ),
         )
         return rule
@@ -654,7 +646,6 @@ class _Importer:
                 path=f"{path}.test_cases[{index}]",
                 existing=existing,
                 data=data,
-                current=getattr,
                 create=partial(testcases.rule_test_case_create, rule=rule, data=data),
                 update=partial(_test_case_update, existing),
             )
@@ -675,7 +666,7 @@ class _Importer:
             key = f"{rule.entry_point.key}/{rule.name}"
             self.attempt(
                 f"$.rules (prune {key})",
-                partial(services.rule_delete, rule=rule, user=self.user, change_note=self.note),
+                partial(services.rule_delete, rule=rule, **self.audit),
             )
             self.record("rule", key, "deleted")
 

@@ -15,9 +15,9 @@ from egress import services as egress_services
 from egress.models import Delivery, DeliveryAttempt, Destination
 from ingress.models import Event
 from ingress.services import event_process
-from rules_engine import services
 from rules_engine.models import EntryPoint, Execution
 from tests.support.keys import key_header, new_key
+from tests.support.rules import entry_point_with_rule
 from tests.support.webhooks import Receiver
 
 pytestmark = pytest.mark.django_db
@@ -55,23 +55,14 @@ def crm(receiver: Receiver) -> Destination:
 @pytest.fixture
 def order_created(crm: Destination) -> EntryPoint:
     """`order.created` (card.number sensitive) with a rule sending a webhook to crm."""
-    entry_point = services.entry_point_create(
-        data={
-            "key": "order.created",
-            "context_schema": {"type": "object"},
-            "subject_path": "customer.id",
-            "sensitive_paths": ["card.number"],
-        }
-    )
-    services.rule_create(
-        data={
+    return entry_point_with_rule(
+        {"key": "order.created", "subject_path": "customer.id", "sensitive_paths": ["card.number"]},
+        {
             "name": "Tell the CRM",
-            "entry_point": entry_point,
             "condition": True,
             "actions": [{"type": "webhook", "params": {"destination": "crm"}}],
-        }
+        },
     )
-    return entry_point
 
 
 def _everything_logged(caplog: pytest.LogCaptureFixture) -> str:

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
-from rules_engine.admin import ServiceHistoryAdmin, ServiceRefused
+from rules_engine.admin import ServiceHistoryAdmin, ServiceRefused, object_or_404
 from rules_engine.errors import InvalidInput
 from rules_engine.functions import services
 from rules_engine.functions.forms import NamedListAdminForm, WasmFunctionAdminForm
@@ -84,9 +83,7 @@ class NamedListAdmin(ServiceHistoryAdmin):
         """Append or replace the list's items from a one-column CSV, as one new version."""
         from lifecycle.admin import named_list_upload_view
 
-        named_list = self.get_object(request, unquote(object_id))
-        if named_list is None:
-            raise Http404(f"no named list {object_id}")
+        named_list = object_or_404(self, request, object_id)
         if not self.has_change_permission(request, named_list):
             raise PermissionDenied
         return named_list_upload_view(self, request, named_list)

@@ -9,31 +9,22 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from rules_engine import services
 from rules_engine.models import EntryPoint, Execution, Rule
+from tests.support.rules import entry_point_with_rule
 
 
 @pytest.fixture
 def payments(db: Any) -> EntryPoint:
     """Entry point `payments` (subject `user.id`, `card` masked) with rule "Big" `total > 5000`."""
-    entry_point = services.entry_point_create(
-        data={
-            "key": "payments",
-            "context_schema": {"type": "object"},
-            "subject_path": "user.id",
-            "sensitive_paths": ["card"],
-        }
-    )
-    services.rule_create(
-        data={
+    return entry_point_with_rule(
+        {"key": "payments", "subject_path": "user.id", "sensitive_paths": ["card"]},
+        {
             "name": "Big",
-            "entry_point": entry_point,
             "priority": 10,
             "condition": {">": [{"var": "total"}, 5000]},
             "actions": [],
-        }
+        },
     )
-    return entry_point
 
 
 @pytest.fixture

@@ -22,12 +22,11 @@ from rules_engine.models import (
     Rule,
     SubjectState,
 )
+from tests.support.rules import BIG_CART, SAY_HI, rule_form
 
 pytestmark = pytest.mark.django_db
 
-BIG_CART = {">": [{"var": "cart.total"}, 100]}
 HUGE_CART = {">": [{"var": "cart.total"}, 500]}
-SAY_HI = [{"type": "display_message", "params": {"template": "hi"}}]
 ADA = {"user": {"name": "Ada"}, "cart": {"total": 250}}
 
 
@@ -65,25 +64,6 @@ def rule(entry_point: EntryPoint, template: MessageTemplate) -> Rule:
             "actions": SAY_HI,
         }
     )
-
-
-def rule_form(entry_point: EntryPoint, **overrides: Any) -> dict[str, str]:
-    """POST data of the rule add/change form; JSON fields given as Python values."""
-    data: dict[str, Any] = {
-        "name": "Big cart",
-        "description": "",
-        "entry_point": str(entry_point.pk),
-        "priority": "100",
-        "active": "on",
-        "condition": BIG_CART,
-        "actions": SAY_HI,
-        "metadata": {},
-        "cooldown_seconds": "0",
-        "cooldown_key": "",
-        "change_note": "",
-    }
-    data.update(overrides)
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
 
 
 def url(name: str, *args: Any) -> str:

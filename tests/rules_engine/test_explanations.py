@@ -13,31 +13,11 @@ from django.urls import reverse
 from rules_engine import engine, services
 from rules_engine.jsonlogic import trace
 from rules_engine.models import EntryPoint, Execution, Rule
+from tests.support.explanations import literal_node, var_node
 
 pytestmark = pytest.mark.django_db
 
 EXECUTE = "/api/rules/engine/execute/"
-
-
-def _var(path: str, result: Any, *, truthy: bool = True, expression: str = "") -> dict[str, Any]:
-    return {
-        "op": "var",
-        "expression": expression or f"var {path}",
-        "var": path,
-        "result": result,
-        "truthy": truthy,
-        "args": [],
-    }
-
-
-def _literal(value: Any, *, truthy: bool = True) -> dict[str, Any]:
-    return {
-        "op": "literal",
-        "expression": json.dumps(value),
-        "result": value,
-        "truthy": truthy,
-        "args": [],
-    }
 
 
 def _summary(name: str) -> dict[str, Any]:
@@ -70,7 +50,7 @@ def test_dry_run_explains_every_rule_of_the_checkout_demo(demo, demo_context):
                 "expression": "cart.total >= 50",
                 "result": True,
                 "truthy": True,
-                "args": [_var("cart.total", 120.5), _literal(50)],
+                "args": [var_node("cart.total", 120.5), literal_node(50)],
             },
         },
         {
@@ -82,13 +62,13 @@ def test_dry_run_explains_every_rule_of_the_checkout_demo(demo, demo_context):
                 "result": True,
                 "truthy": True,
                 "args": [
-                    _var("cart.items", items),
+                    var_node("cart.items", items),
                     {
                         "op": "==",
                         "expression": 'category == "alcohol"',
                         "result": True,
                         "truthy": True,
-                        "args": [_var("category", "alcohol"), _literal("alcohol")],
+                        "args": [var_node("category", "alcohol"), literal_node("alcohol")],
                         "item": 0,
                     },
                 ],
@@ -103,7 +83,7 @@ def test_dry_run_explains_every_rule_of_the_checkout_demo(demo, demo_context):
                 "expression": "cart.total > 1000",
                 "result": False,
                 "truthy": False,
-                "args": [_var("cart.total", 120.5), _literal(1000)],
+                "args": [var_node("cart.total", 120.5), literal_node(1000)],
             },
         },
         {
@@ -126,7 +106,7 @@ def test_dry_run_explains_every_rule_of_the_checkout_demo(demo, demo_context):
                                 "expression": 'missing("user.email")',
                                 "result": [],
                                 "truthy": False,
-                                "args": [_literal("user.email")],
+                                "args": [literal_node("user.email")],
                             }
                         ],
                     },
@@ -136,13 +116,13 @@ def test_dry_run_explains_every_rule_of_the_checkout_demo(demo, demo_context):
                         "result": False,
                         "truthy": False,
                         "args": [
-                            _var(
+                            var_node(
                                 "$state.checkout_count",
                                 0,
                                 truthy=False,
                                 expression="var $state.checkout_count ?? 0",
                             ),
-                            _literal(1),
+                            literal_node(1),
                         ],
                     },
                 ],
@@ -151,7 +131,7 @@ def test_dry_run_explains_every_rule_of_the_checkout_demo(demo, demo_context):
         {
             **_summary("Count checkouts and show loyalty"),
             "outcome": "matched",
-            "explanation": _literal(True),
+            "explanation": literal_node(True),
         },
     ]
     # and the rest of the response is the usual decision
@@ -178,8 +158,8 @@ def test_dry_run_masks_the_entry_points_sensitive_paths(demo, demo_context):
     [row] = [row for row in decision.rules if row["name"] == "Test card"]
     assert row["outcome"] == "matched"
     assert row["explanation"]["args"] == [
-        _var("payment.card_number", "***"),
-        _literal("4111111111111111"),
+        var_node("payment.card_number", "***"),
+        literal_node("4111111111111111"),
     ]
 
 
@@ -260,7 +240,7 @@ def test_api_dry_run_returns_rules_with_explanations(api_client, demo, demo_cont
         "expression": "cart.total > 1000",
         "result": False,
         "truthy": False,
-        "args": [_var("cart.total", 120.5), _literal(1000)],
+        "args": [var_node("cart.total", 120.5), literal_node(1000)],
     }
 
 

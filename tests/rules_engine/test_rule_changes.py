@@ -21,12 +21,11 @@ from rest_framework.test import APIClient
 from rules_engine import engine, selectors, services
 from rules_engine.errors import InvalidInput
 from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule, RuleChange
+from tests.support.rules import BIG_CART, SAY_HI, rule_form
 
 pytestmark = pytest.mark.django_db
 
-BIG_CART = {">": [{"var": "cart.total"}, 100]}
 HUGE_CART = {">": [{"var": "cart.total"}, 500]}
-SAY_HI = [{"type": "display_message", "params": {"template": "hi"}}]
 CART_300 = {"cart": {"total": 300}}
 SCHEMA = {
     "type": "object",
@@ -379,24 +378,6 @@ def test_dry_run_of_a_deletion_drops_the_rule(rule, alice):
 
 
 # --- admin ---------------------------------------------------------------------------------
-
-
-def rule_form(entry_point: EntryPoint, **overrides: Any) -> dict[str, str]:
-    data: dict[str, Any] = {
-        "name": "Big cart",
-        "description": "",
-        "entry_point": str(entry_point.pk),
-        "priority": "100",
-        "active": "on",
-        "condition": BIG_CART,
-        "actions": SAY_HI,
-        "metadata": {},
-        "cooldown_seconds": "0",
-        "cooldown_key": "",
-        "change_note": "",
-    }
-    data.update(overrides)
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
 
 
 def test_admin_save_on_a_critical_entry_point_creates_a_draft(rule, alice):

@@ -14,11 +14,10 @@ from django.urls import reverse
 from rules_engine import services, testcases
 from rules_engine.errors import InvalidInput
 from rules_engine.models import EntryPoint, Execution, Rule, RuleChange, RuleTestCase
+from tests.support.rules import BIG_CART, SAY_HI
 
 pytestmark = pytest.mark.django_db
 
-BIG_CART = {">": [{"var": "cart.total"}, 100]}
-SAY_HI = [{"type": "display_message", "params": {"template": "hi"}}]
 SCHEMA = {
     "type": "object",
     "properties": {"cart": {"type": "object", "properties": {"total": {"type": "number"}}}},

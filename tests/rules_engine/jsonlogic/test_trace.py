@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from rules_engine.jsonlogic import (
     to_json,
 )
 from rules_engine.jsonlogic.trace import MAX_NODES, explain
+from tests.support.explanations import literal_node, var_node
 
 from .helpers import json_equal
 from .test_conformance import CASES
@@ -29,27 +29,6 @@ GOLDEN_CASES = [
 
 def _count(node: dict[str, Any]) -> int:
     return 1 + sum(_count(child) for child in node["args"])
-
-
-def _var(path: str, result: Any, truthy: bool = True) -> dict[str, Any]:
-    return {
-        "op": "var",
-        "expression": f"var {path}",
-        "var": path,
-        "result": result,
-        "truthy": truthy,
-        "args": [],
-    }
-
-
-def _literal(value: Any, truthy: bool = True) -> dict[str, Any]:
-    return {
-        "op": "literal",
-        "expression": json.dumps(value),
-        "result": value,
-        "truthy": truthy,
-        "args": [],
-    }
 
 
 # --------------------------------------------------------------------------- same semantics
@@ -117,14 +96,14 @@ def test_and_explains_each_clause_with_the_values_it_saw() -> None:
                 "expression": "cart.total > 50",
                 "result": True,
                 "truthy": True,
-                "args": [_var("cart.total", 80), _literal(50)],
+                "args": [var_node("cart.total", 80), literal_node(50)],
             },
             {
                 "op": "==",
                 "expression": 'user.country == "DE"',
                 "result": False,
                 "truthy": False,
-                "args": [_var("user.country", "FR"), _literal("DE")],
+                "args": [var_node("user.country", "FR"), literal_node("DE")],
             },
         ],
     }
@@ -140,13 +119,13 @@ def test_or_records_only_the_branches_it_evaluated() -> None:
         "expression": "any of 2",
         "result": 1,
         "truthy": True,
-        "args": [_var("a", 1)],
+        "args": [var_node("a", 1)],
     }
 
 
 def test_and_stops_at_the_first_false_clause() -> None:
     node = explain({"and": [{"var": "a"}, {"var": "b"}, {"var": "c"}]}, {"a": 1, "b": 0, "c": 1})
-    assert node["args"] == [_var("a", 1), _var("b", 0, truthy=False)]
+    assert node["args"] == [var_node("a", 1), var_node("b", 0, truthy=False)]
     assert (node["expression"], node["result"]) == ("all of 3", 0)
 
 
@@ -177,16 +156,16 @@ def test_if_records_the_conditions_tried_and_the_branch_taken() -> None:
                 "expression": "n < 0",
                 "result": False,
                 "truthy": False,
-                "args": [_var("n", 0, truthy=False), _literal(0, truthy=False)],
+                "args": [var_node("n", 0, truthy=False), literal_node(0, truthy=False)],
             },
             {
                 "op": "==",
                 "expression": "n == 0",
                 "result": True,
                 "truthy": True,
-                "args": [_var("n", 0, truthy=False), _literal(0, truthy=False)],
+                "args": [var_node("n", 0, truthy=False), literal_node(0, truthy=False)],
             },
-            _literal("zero"),
+            literal_node("zero"),
         ],
     }
 
@@ -206,13 +185,13 @@ def test_some_records_the_collection_and_stops_at_the_first_match() -> None:
         "result": True,
         "truthy": True,
         "args": [
-            _var("cart.items", items),
+            var_node("cart.items", items),
             {
                 "op": "==",
                 "expression": 'category == "alcohol"',
                 "result": True,
                 "truthy": True,
-                "args": [_var("category", "alcohol"), _literal("alcohol")],
+                "args": [var_node("category", "alcohol"), literal_node("alcohol")],
                 "item": 0,
             },
         ],
@@ -283,7 +262,7 @@ def test_a_failing_node_carries_the_error() -> None:
     node = explain({"missing_some": [1, {"var": "k"}]}, {})
     assert node["error"] == "missing_some needs an array of keys, got null"
     assert (node["result"], node["truthy"]) == (None, False)
-    assert node["args"] == [_literal(1), _var("k", None, truthy=False)]
+    assert node["args"] == [literal_node(1), var_node("k", None, truthy=False)]
 
 
 # --------------------------------------------------------------------------- values
@@ -314,7 +293,7 @@ def test_a_var_at_a_sensitive_path_shows_stars() -> None:
         sensitive_paths=["payment.card_number"],
     )
     assert node["result"] is True
-    assert node["args"][0] == _var("payment.card_number", "***")
+    assert node["args"][0] == var_node("payment.card_number", "***")
 
 
 def test_a_var_above_a_sensitive_path_masks_inside() -> None:
@@ -336,7 +315,7 @@ def test_item_vars_are_masked_by_wildcard_paths() -> None:
     # then both the collection and the item's value are masked
     assert node["result"] is True
     assert node["args"][0]["result"] == [{"number": "***"}]
-    assert node["args"][1]["args"][0] == _var("number", "***")
+    assert node["args"][1]["args"][0] == var_node("number", "***")
 
 
 def test_values_computed_from_masked_values_are_masked_too() -> None:
