@@ -1,17 +1,16 @@
 """Named lists in memory: item validation per kind and fast membership tests.
 
 A :class:`ListMatcher` is built from a list's stored items when a ruleset is compiled; testing
-membership is then a set lookup (strings, numbers) or a binary search over merged networks (IP
-ranges), with no database access.
+membership is then a set lookup (strings, numbers) or, for IP ranges, one set lookup per prefix
+length present (at most 33 or 129, whatever the size), with no database access.
 """
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rules_engine.errors import ErrorDetail
@@ -74,21 +73,31 @@ def normalize_items(
 
 @dataclass(frozen=True)
 class _Ranges:
-    """Merged, sorted networks of one IP version: starts and ends as integers."""
+    """Networks of one IP version as one hash set of prefixes per prefix length.
 
-    starts: list[int] = field(default_factory=list)
-    ends: list[int] = field(default_factory=list)
+    A lookup masks the address to each prefix length present and tests the set: at most 33
+    (IPv4) or 129 (IPv6) set lookups whatever the list's size, so membership stays O(1) per
+    lookup as lists grow (a sorted search would grow with the log of the size).
+    """
+
+    bits: int = 32
+    # (prefix length, {network address >> host bits}), longest prefixes first.
+    prefixes: tuple[tuple[int, frozenset[int]], ...] = ()
 
     def contains(self, address: int) -> bool:
-        index = bisect.bisect_right(self.starts, address) - 1
-        return index >= 0 and address <= self.ends[index]
+        bits = self.bits
+        return any((address >> (bits - length)) in keys for length, keys in self.prefixes)
 
 
-def _ranges(networks: Sequence[IPNetwork]) -> _Ranges:
-    # collapse_addresses merges overlapping and adjacent networks, so they do not overlap.
-    merged = sorted(ipaddress.collapse_addresses(networks))  # type: ignore[type-var]
+def _ranges(networks: Sequence[IPNetwork], bits: int) -> _Ranges:
+    # collapse_addresses merges overlapping and adjacent networks: fewer prefix lengths.
+    merged = ipaddress.collapse_addresses(networks)  # type: ignore[type-var]
+    by_length: dict[int, set[int]] = {}
+    for network in merged:
+        length = network.prefixlen
+        by_length.setdefault(length, set()).add(int(network.network_address) >> (bits - length))
     return _Ranges(
-        [int(n.network_address) for n in merged], [int(n.broadcast_address) for n in merged]
+        bits, tuple((length, frozenset(by_length[length])) for length in sorted(by_length)[::-1])
     )
 
 
@@ -103,16 +112,16 @@ class ListMatcher:
         self.version = version
         self._strings: frozenset[str] = frozenset()
         self._numbers: frozenset[float] = frozenset()
-        self._v4 = _Ranges()
-        self._v6 = _Ranges()
+        self._v4 = _Ranges(32)
+        self._v6 = _Ranges(128)
         if kind == "strings":
             self._strings = frozenset(item for item in items if isinstance(item, str))
         elif kind == "numbers":
             self._numbers = frozenset(float(item) for item in items if _is_number(item))
         else:
             networks = [ipaddress.ip_network(item, strict=False) for item in items]
-            self._v4 = _ranges([n for n in networks if n.version == 4])
-            self._v6 = _ranges([n for n in networks if n.version == 6])
+            self._v4 = _ranges([n for n in networks if n.version == 4], 32)
+            self._v6 = _ranges([n for n in networks if n.version == 6], 128)
 
     def __contains__(self, value: Any) -> bool:
         if self.kind == "strings":

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rules_engine.functions.lists import ListMatcher, normalize_items
 
 
@@ -56,3 +61,36 @@ def test_too_many_items_are_refused():
         [],
         [{"path": "$.items", "message": "at most 2 items"}],
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    networks=st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)), min_size=1, max_size=20
+    ),
+    addresses=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20),
+)
+def test_ip_range_lookup_agrees_with_checking_every_network(networks, addresses):
+    # given random IPv4 networks (overlapping, nested, adjacent) and addresses
+    cidrs = [str(ipaddress.ip_network((start, length), strict=False)) for start, length in networks]
+    matcher = ListMatcher("nets", "ip_ranges", cidrs)
+    parsed = [ipaddress.ip_network(cidr) for cidr in cidrs]
+    # a few addresses certainly inside: each network's first and last address
+    addresses += [int(n.network_address) for n in parsed] + [
+        int(n.broadcast_address) for n in parsed
+    ]
+    for number in addresses:
+        address = ipaddress.ip_address(number)
+        # then the per-prefix hash lookup says what a scan of every network says
+        assert (str(address) in matcher) == any(address in network for network in parsed)
+
+
+def test_ip_range_lookups_cost_one_set_probe_per_prefix_length():
+    # 10,000 /32s and 10,000 /24s collapse to at most two prefix lengths to probe
+    hosts = [f"10.{i // 256}.{i % 256}.1/32" for i in range(10_000)]
+    # every other /24, so none merges with its neighbour
+    subnets = [f"172.{16 + i // 128}.{(i % 128) * 2}.0/24" for i in range(10_000)]
+    matcher = ListMatcher("big", "ip_ranges", hosts + subnets)
+    assert [length for length, _ in matcher._v4.prefixes] == [32, 24]
+    assert ("10.39.15.1" in matcher, "10.39.15.2" in matcher) == (True, False)
+    assert ("172.20.4.77" in matcher, "172.20.5.77" in matcher) == (True, False)
