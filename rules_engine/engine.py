@@ -532,8 +532,8 @@ def _outcome(results: list[RuleResult]) -> str:
 
 
 def _count(ruleset: CompiledRuleset, decision: Decision, seconds: float) -> None:
-    metrics.decisions.labels(ruleset.key, decision.outcome).inc()
-    metrics.decision_seconds.labels(ruleset.key).observe(seconds)
+    metrics.child(metrics.decisions, ruleset.key, decision.outcome).inc()
+    metrics.child(metrics.decision_seconds, ruleset.key).observe(seconds)
     rule_failures = metrics.count_rule_outcomes(ruleset.key, decision.rule_results)
     action_failures = sum(1 for r in decision.action_results if r["status"] == "error")
     if rule_failures:
