@@ -723,7 +723,8 @@ class RuleChangeAdmin(admin.ModelAdmin):
 
     Drafts are made by saving rules on critical entry points, never here; they are never
     edited or deleted (they are the review record). Approve and Reject are shown to, and
-    accepted from, only a user with `approve_rulechange` who is not the draft's author.
+    accepted from, only a user with `approve_rulechange` who is not the draft's author;
+    Withdraw only to the draft's author.
     """
 
     list_display = (
@@ -773,7 +774,8 @@ class RuleChangeAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self) -> list[URLPattern]:
-        """The admin's URLs plus `<id>/approve/`, `<id>/reject/` and `<id>/dry-run/`."""
+        """The admin's URLs plus `<id>/approve/`, `<id>/reject/`, `<id>/withdraw/` and
+        `<id>/dry-run/`."""
         info = self.opts.app_label, self.opts.model_name
         extra = [
             path(
@@ -784,6 +786,7 @@ class RuleChangeAdmin(admin.ModelAdmin):
             for segment, name, view in (
                 ("approve", "approve", self.approve_view),
                 ("reject", "reject", self.reject_view),
+                ("withdraw", "withdraw", self.withdraw_view),
                 ("dry-run", "dry_run", self.dry_run_view),
             )
         ]
@@ -815,8 +818,11 @@ class RuleChangeAdmin(admin.ModelAdmin):
             and selectors.rule_change_is_stale(change=change),
             "can_review": refusal is None,
             "review_refusal": refusal,
+            "can_withdraw": selectors.rule_change_withdraw_refusal(change=change, user=request.user)
+            is None,
             "approve_url": rule_change_url(change, "approve"),
             "reject_url": rule_change_url(change, "reject"),
+            "withdraw_url": rule_change_url(change, "withdraw"),
             "dry_run_url": rule_change_url(change, "dry_run"),
         }
 
@@ -860,6 +866,25 @@ class RuleChangeAdmin(admin.ModelAdmin):
             self.message_user(request, f"Not rejected: {details_text(exc.details)}", messages.ERROR)
             return HttpResponseRedirect(rule_change_url(change))
         self.message_user(request, f"Rejected draft #{change.pk}.", messages.SUCCESS)
+        return HttpResponseRedirect(rule_change_url(change))
+
+    def withdraw_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST: withdraw the draft (403 for anyone but its author, and for a GET)."""
+        if request.method != "POST":
+            raise PermissionDenied
+        change = object_or_404(self, request, object_id)
+        if selectors.rule_change_withdraw_refusal(change=change, user=request.user) is not None:
+            raise PermissionDenied
+        note = request.POST.get("review_note", "")
+        try:
+            services.rule_change_withdraw(change=change, user=request.user, note=note)
+        except InvalidInput as exc:
+            # Lost a race with a reviewer: the draft was closed after the check above.
+            self.message_user(
+                request, f"Not withdrawn: {details_text(exc.details)}", messages.ERROR
+            )
+            return HttpResponseRedirect(rule_change_url(change))
+        self.message_user(request, f"Withdrew draft #{change.pk}.", messages.SUCCESS)
         return HttpResponseRedirect(rule_change_url(change))
 
     def dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

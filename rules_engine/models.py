@@ -255,8 +255,10 @@ class RuleChange(models.Model):
     (`before`, with `base_version`), so the diff and the staleness check never depend on the
     rule's later history. A different user holding `approve_rulechange` applies it through the
     rule services (status `applied`, `applied_version` set) or rejects it; a draft whose rule
-    moved on since `base_version` is refused as stale. Rows are never deleted: they are the
-    record of who proposed what, why, and who reviewed it.
+    moved on since `base_version` is refused as stale. The author alone may withdraw their
+    draft (status `withdrawn`); `reviewer`, `reviewed_at` and `review_note` then record the
+    author as the one who closed it, when, and why. Rows are never deleted: they are the
+    record of who proposed what, why, and who reviewed or withdrew it.
     """
 
     class Operation(models.TextChoices):
@@ -269,6 +271,7 @@ class RuleChange(models.Model):
         DRAFT = "draft", "Draft"
         APPLIED = "applied", "Approved and applied"
         REJECTED = "rejected", "Rejected"
+        WITHDRAWN = "withdrawn", "Withdrawn"
 
     id = models.BigAutoField(primary_key=True)
     operation = models.CharField(max_length=16, choices=Operation.choices)

@@ -1,10 +1,13 @@
-"""Rules as code: export entry points, rules, templates, named lists and test cases to a bundle
-(YAML or JSON files a team keeps in git) and import a bundle back, validated and atomic.
+"""Rules as code: export entry points, rules, templates, named lists, WASM functions and test
+cases to a bundle (YAML or JSON files a team keeps in git) and import a bundle back, validated
+and atomic.
 
 The bundle (format `verdict-rules/1`) is one mapping, in dependency order:
 
     format: verdict-rules/1
     named_lists:  [{name, kind, description, items}]
+    wasm_functions: [{name, description (if any), abi, export, fuel, max_memory_bytes,
+                      timeout_ms, active, wat | module_base64}]
     templates:    [{key, format, description, body}]
     entry_points: [{key, description, critical, active, subject_path, sensitive_paths,
                     context_schema}]
@@ -14,26 +17,35 @@ The bundle (format `verdict-rules/1`) is one mapping, in dependency order:
 
 Identity: entry points and templates by `key`, named lists by `name`, rules by `id` (the
 rule's UUID, kept on import, so re-importing updates the same rule; a hand-written rule
-without an id matches the rule of the same entry point and name, or is created), test cases
-by rule and `name`. A missing optional field means the model's default: a bundle states the
-whole content of every object it lists. Sections are sorted (rules by entry point, priority,
-name, id) and JSON values inside (conditions, schemas) have sorted keys, so the files diff well.
+without an id matches the rule of the same entry point and name, or is created), WASM
+functions by `name`, test cases by rule and `name`. A missing optional field means the model's
+default (a WASM function's limits: the VERDICT settings): a bundle states the whole content of
+every object it lists. A WASM function carries its module as the WAT text it was stored from,
+else as `module_base64` (the module bytes); exactly one of the two. On import a module is
+compared by SHA-256, so an unchanged function gets no new version. Sections are sorted (rules
+by entry point, priority, name, id; the others by identity) and JSON values inside (conditions,
+schemas) have sorted keys, so the files diff well.
 
 On disk (`write_bundle` / `read_bundle`): a `.json` file is JSON, anything else YAML; a
-directory holds `_shared.yaml` (named lists and templates) and one `<entry point>.yaml` per
-entry point (the entry point and its rules), read back in name order and merged.
+directory holds `_shared.yaml` (named lists, WASM functions and templates) and one
+`<entry point>.yaml` per entry point (the entry point and its rules), read back in name order
+and merged.
 
-Import writes through the ordinary services (versions, history, compilation, cache
-invalidation as usual), every object in its own savepoint inside one transaction, so every
-problem is collected with its path in the bundle (`$.rules[3].condition.and[1]`) and then
-everything is rolled back: all or nothing. Four-eyes review does not apply: an import is an
-operator's deploy, so rules of critical entry points change directly, with the history's
-change note `rules_import <source>`. Refusals of the services (e.g. a test case that blocks
-activation) are reported as import errors at the rule's path.
+Import writes in section order (lists and functions before the rules that call them) through
+the ordinary services (versions, history, compilation, cache invalidation as usual), every
+object in its own savepoint inside one transaction, so every problem is collected with its
+path in the bundle (`$.rules[3].condition.and[1]`) and then everything is rolled back: all or
+nothing. Four-eyes review does not apply: an import is an operator's deploy, so rules of
+critical entry points change directly, with the history's change note `rules_import <source>`.
+Refusals of the services (e.g. a test case that blocks activation) are reported as import
+errors at the rule's path.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,8 +64,14 @@ from rules_engine.actions import ActionSpecError, registry
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
 from rules_engine.functions import services as function_services
 from rules_engine.functions.lists import normalize_items
-from rules_engine.functions.models import NamedList
-from rules_engine.functions.operators import IN_LIST
+from rules_engine.functions.models import (
+    NamedList,
+    WasmFunction,
+    default_fuel,
+    default_max_memory_bytes,
+    default_timeout_ms,
+)
+from rules_engine.functions.operators import IN_LIST, WASM
 from rules_engine.functions.selectors import _named_calls
 from rules_engine.models import EntryPoint, MessageTemplate, Rule
 
@@ -70,6 +88,16 @@ SHARED_FILE = "_shared"
 # Field order in the files (identity first) and the default of every optional field.
 NAMED_LIST_DEFAULTS: dict[str, Any] = {"kind": "strings", "description": "", "items": []}
 TEMPLATE_DEFAULTS: dict[str, Any] = {"format": "text", "description": ""}
+# The limits default to the settings at import time (see `_wasm_limit_defaults`).
+WASM_LIMITS = ("fuel", "max_memory_bytes", "timeout_ms")
+WASM_FUNCTION_DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "abi": WasmFunction.Abi.JSON.value,
+    "export": "call",
+    **dict.fromkeys(WASM_LIMITS),
+    "active": True,
+}
+WASM_MODULE_FIELDS = ("wat", "module_base64")
 ENTRY_POINT_DEFAULTS: dict[str, Any] = {
     "description": "",
     "critical": False,
@@ -95,6 +123,7 @@ TEST_CASE_FIELDS = ("context", "expect_match", "expect_actions")
 SECTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     # section: (required keys, optional keys with defaults)
     "named_lists": (("name",), NAMED_LIST_DEFAULTS),
+    "wasm_functions": (("name",), {**WASM_FUNCTION_DEFAULTS, **dict.fromkeys(WASM_MODULE_FIELDS)}),
     "templates": (("key", "body"), TEMPLATE_DEFAULTS),
     "entry_points": (("key",), ENTRY_POINT_DEFAULTS),
     "rules": (("entry_point", "name"), {"id": None, **RULE_DEFAULTS, "test_cases": []}),
@@ -190,7 +219,8 @@ def _referenced_templates(rules: Sequence[Rule]) -> set[str]:
 def export_bundle(*, entry_points: Sequence[str] | None = None) -> dict[str, Any]:
     """The bundle of every entry point (or those keyed in `entry_points`) and their rules.
 
-    With `entry_points`, only the templates and named lists their rules use are included.
+    With `entry_points`, only the templates, named lists and WASM functions their rules use are
+    included.
     Raises NotFound (unknown_entry_point) for a key that does not exist. Writes nothing.
     """
     points = EntryPoint.objects.order_by("key")
@@ -208,17 +238,22 @@ def export_bundle(*, entry_points: Sequence[str] | None = None) -> dict[str, Any
     )
     templates = MessageTemplate.objects.order_by("key")
     lists = NamedList.objects.order_by("name")
+    functions = WasmFunction.objects.order_by("name")
     if entry_points is not None:
         templates = templates.filter(key__in=_referenced_templates(rules))
         used: set[str] = set()
+        called: set[str] = set()
         for rule in rules:
             for part in (rule.condition, rule.cooldown_key, rule.actions):
                 used.update(_named_calls(part, IN_LIST))
+                called.update(_named_calls(part, WASM))
         lists = lists.filter(name__in=used)
+        functions = functions.filter(name__in=called)
     cases = _test_cases_by_rule(rules)
     return {
         "format": BUNDLE_FORMAT,
         "named_lists": [_row(item, NAMED_LIST_DEFAULTS, {"name": item.name}) for item in lists],
+        "wasm_functions": [_wasm_row(function) for function in functions],
         "templates": [
             _row(item, ("format", "description", "body"), {"key": item.key}) for item in templates
         ],
@@ -235,6 +270,21 @@ def export_bundle(*, entry_points: Sequence[str] | None = None) -> dict[str, Any
             for rule in rules
         ],
     }
+
+
+def _wasm_row(function: WasmFunction) -> dict[str, Any]:
+    # WAT when the function was stored from it (it diffs and reviews), else the bytes.
+    row: dict[str, Any] = {"name": function.name}
+    if function.description:
+        row["description"] = function.description
+    row.update(
+        {name: getattr(function, name) for name in WASM_FUNCTION_DEFAULTS if name != "description"}
+    )
+    if function.wat:
+        row["wat"] = function.wat
+    else:
+        row["module_base64"] = base64.b64encode(function.module_bytes).decode("ascii")
+    return row
 
 
 def _test_cases_by_rule(rules: Sequence[Rule]) -> dict[Any, list[dict[str, Any]]] | None:
@@ -303,6 +353,7 @@ def write_bundle(bundle: Mapping[str, Any], target: Path, *, directory: bool = F
         target / f"{SHARED_FILE}.yaml": {
             "format": BUNDLE_FORMAT,
             "named_lists": bundle["named_lists"],
+            "wasm_functions": bundle.get("wasm_functions", []),
             "templates": bundle["templates"],
         }
     }
@@ -414,7 +465,24 @@ def _shape_errors(bundle: Any) -> list[ErrorDetail]:
                 seen[identity] = index
             if section == "rules":
                 errors.extend(_test_case_shape_errors(item.get("test_cases", []), path))
+            if section == "wasm_functions":
+                errors.extend(_wasm_module_shape_errors(item, path))
     return errors
+
+
+def _wasm_module_shape_errors(item: dict[str, Any], path: str) -> list[ErrorDetail]:
+    given = [name for name in WASM_MODULE_FIELDS if item.get(name) is not None]
+    if len(given) != 1:
+        return [{"path": path, "message": "give exactly one of wat and module_base64"}]
+    name = given[0]
+    if not isinstance(item[name], str) or not item[name]:
+        return [{"path": f"{path}.{name}", "message": "must be a non-empty string"}]
+    if name == "module_base64":
+        try:
+            base64.b64decode(item[name], validate=True)
+        except binascii.Error as exc:
+            return [{"path": f"{path}.{name}", "message": f"not valid base64: {exc}"}]
+    return []
 
 
 def _test_case_shape_errors(cases: Any, rule_path: str) -> list[ErrorDetail]:
@@ -530,6 +598,8 @@ class _Importer:
     def run(self) -> None:
         for index, item in enumerate(self.bundle.get("named_lists", [])):
             self.named_list(f"$.named_lists[{index}]", item)
+        for index, item in enumerate(self.bundle.get("wasm_functions", [])):
+            self.wasm_function(f"$.wasm_functions[{index}]", item)
         for index, item in enumerate(self.bundle.get("templates", [])):
             self.template(f"$.templates[{index}]", item)
         for index, item in enumerate(self.bundle.get("entry_points", [])):
@@ -573,6 +643,46 @@ class _Importer:
             update=lambda changed: function_services.named_list_update(
                 named_list=_present(existing), data=changed, **self.audit
             ),
+        )
+
+    def wasm_function(self, path: str, item: dict[str, Any]) -> None:
+        limits = _wasm_limit_defaults()
+        data = {**WASM_FUNCTION_DEFAULTS, **limits, **item}
+        for name in WASM_LIMITS:
+            if data[name] is None:  # an explicit null: the default too
+                data[name] = limits[name]
+        # The services take the module as WAT text or as bytes (which clears a stored WAT).
+        module_fields: dict[str, Any] = {"wat": data.pop("wat", None) or ""}
+        encoded = data.pop("module_base64", None)
+        if encoded is not None:
+            module_fields["module"] = base64.b64decode(encoded, validate=True)
+        data.update(module_fields)
+        existing = WasmFunction.objects.filter(name=data["name"]).first()
+
+        def current(function: WasmFunction, name: str) -> Any:
+            if name != "module":
+                return getattr(function, name)
+            stored = function.sha256 or hashlib.sha256(function.module_bytes).hexdigest()
+            same = stored == hashlib.sha256(data["module"]).hexdigest()
+            return data["module"] if same else function.module_bytes
+
+        def update(changed: dict[str, Any]) -> WasmFunction:
+            # WAT and module go together: the service derives one from the other.
+            if "wat" in changed or "module" in changed:
+                changed = {**changed, **module_fields}
+            return function_services.wasm_function_update(
+                function=_present(existing), data=changed, **self.audit
+            )
+
+        self.upsert(
+            kind="wasm_function",
+            key=data["name"],
+            path=path,
+            existing=existing,
+            data=data,
+            current=current,
+            create=lambda: function_services.wasm_function_create(data=data, **self.audit),
+            update=update,
         )
 
     def template(self, path: str, item: dict[str, Any]) -> None:
@@ -690,6 +800,15 @@ class _Importer:
                 self.errors.append({"path": path, "message": detail["message"]})
 
 
+def _wasm_limit_defaults() -> dict[str, int]:
+    # Read when importing, so a bundle without limits gets this deployment's settings.
+    return {
+        "fuel": default_fuel(),
+        "max_memory_bytes": default_max_memory_bytes(),
+        "timeout_ms": default_timeout_ms(),
+    }
+
+
 def _find_rule(item: Mapping[str, Any]) -> Rule | None:
     # The stored rule a bundle item describes: by id, else by entry point and name.
     if item.get("id") is not None:
@@ -729,11 +848,12 @@ def import_bundle(
     """Make the database hold what the bundle states, through the services, all or nothing.
 
     Creates and updates (only the changed fields; unchanged objects are not touched, so no new
-    versions) named lists, templates, entry points, rules (keeping their ids) and test cases;
-    with `prune`, deletes the rules of the bundle's entry points, and the test cases of its
-    rules, that the bundle does not list (entry points, templates and lists are never
-    deleted). History notes say `rules_import <source>`. Raises BundleError with every problem
-    and its bundle path (translated by `locate`, e.g. to file names); nothing is written then.
+    versions) named lists, WASM functions, templates, entry points, rules (keeping their ids)
+    and test cases; with `prune`, deletes the rules of the bundle's entry points, and the test
+    cases of its rules, that the bundle does not list (entry points, templates, lists and
+    functions are never deleted). History notes say `rules_import <source>`. Raises BundleError
+    with every problem and its bundle path (translated by `locate`, e.g. to file names);
+    nothing is written then.
     With `dry_run`, reports the same changes and writes nothing.
     """
     where = locate or (lambda path: path)

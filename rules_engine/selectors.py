@@ -229,6 +229,15 @@ def rule_change_review_refusal(*, change: RuleChange, user: Any) -> str | None:
     return None
 
 
+def rule_change_withdraw_refusal(*, change: RuleChange, user: Any) -> str | None:
+    """Why `user` may not withdraw `change` (None when they may): only a draft, only its author."""
+    if change.status != RuleChange.Status.DRAFT:
+        return f"change #{change.pk} is {change.get_status_display().lower()}, not a draft"
+    if user is None or not user.is_authenticated or change.author_id != user.pk:
+        return "only the author of a draft can withdraw it"
+    return None
+
+
 def rule_change_diff(*, change: RuleChange) -> list[dict[str, Any]]:
     """What the change does to the live content it was made against: field, old, new.
 

@@ -447,6 +447,29 @@ def rule_change_reject(*, change: RuleChange, user: User, review_note: str = "")
     return locked
 
 
+@transaction.atomic
+def rule_change_withdraw(*, change: RuleChange, user: User, note: str = "") -> RuleChange:
+    """Withdraw a draft at its author's request; the rule is not touched.
+
+    Raises PermissionDenied when `user` is not the draft's author (the publisher role does not
+    help: a withdrawal speaks for the author) and InvalidInput (invalid_review) when the change
+    is no longer a draft. Writes the change's status (withdrawn) and, in the review fields, who
+    withdrew it (the author), when and why.
+    """
+    locked = RuleChange.objects.select_for_update().get(pk=change.pk)
+    refusal = selectors.rule_change_withdraw_refusal(change=locked, user=user)
+    if refusal is not None:
+        if locked.status != RuleChange.Status.DRAFT:
+            raise InvalidInput([{"path": "$.status", "message": refusal}], code="invalid_review")
+        raise PermissionDenied(refusal)
+    locked.status = RuleChange.Status.WITHDRAWN
+    locked.reviewer = _real_user(user)
+    locked.reviewed_at = timezone.now()
+    locked.review_note = note
+    locked.save()
+    return locked
+
+
 @dataclass(frozen=True)
 class DraftDryRun:
     """A context decided twice at the draft's entry point: with the live rules and the draft."""

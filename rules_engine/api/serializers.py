@@ -379,7 +379,7 @@ class RuleChangeSerializer(serializers.ModelSerializer):
 
 
 class RuleChangeReviewSerializer(serializers.Serializer):
-    """Body of POST /api/rule-changes/{id}/approve/ and /reject/."""
+    """Body of POST /api/rule-changes/{id}/approve/, /reject/ and /withdraw/."""
 
     review_note = serializers.CharField(required=False, allow_blank=True, max_length=1000)
 

@@ -394,11 +394,11 @@ class CooldownViewSet(viewsets.ViewSet):
 
 @extend_schema_view(list=extend_schema(parameters=[s.RuleChangeFilterSerializer]))
 class RuleChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Drafts of rule changes on critical entry points, with approve, reject and dry run.
+    """Drafts of rule changes on critical entry points, with approve, reject, withdraw and dry run.
 
-    Filters: `?status=draft|applied|rejected`, `?entry_point=<key>`, `?rule=<uuid>`. Approving
-    and rejecting need the publisher role (`approve_rulechange`) and another person than the
-    draft's author; the service checks both.
+    Filters: `?status=draft|applied|rejected|withdrawn`, `?entry_point=<key>`, `?rule=<uuid>`.
+    Approving and rejecting need the publisher role (`approve_rulechange`) and another person
+    than the draft's author; withdrawing needs the author. The service checks both.
     """
 
     serializer_class = s.RuleChangeSerializer
@@ -456,6 +456,28 @@ class RuleChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
                 change=self.get_object(),
                 user=request.user,
                 review_note=body.validated_data.get("review_note", ""),
+            )
+        except DjangoPermissionDenied as exc:
+            raise PermissionDenied(str(exc)) from exc
+        return Response(s.RuleChangeSerializer(change).data)
+
+    @extend_schema(
+        request=s.RuleChangeReviewSerializer,
+        responses={200: s.RuleChangeSerializer, **error_responses(400, 403, 404)},
+    )
+    @action(detail=True, methods=["post"], serializer_class=s.RuleChangeReviewSerializer)
+    def withdraw(self, request: Request, pk: str | None = None) -> Response:
+        """Withdraw the draft (200); 403 for anyone but its author, 400 when not a draft.
+
+        `review_note` says why; the author is recorded as `reviewer`.
+        """
+        body = s.RuleChangeReviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            change = services.rule_change_withdraw(
+                change=self.get_object(),
+                user=request.user,
+                note=body.validated_data.get("review_note", ""),
             )
         except DjangoPermissionDenied as exc:
             raise PermissionDenied(str(exc)) from exc

@@ -3,7 +3,9 @@ through the services; export then import into an empty database decides the same
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import io
 import json
 from datetime import UTC, datetime
@@ -17,7 +19,9 @@ from django.core.management.base import CommandError
 
 from rules_engine import engine, portability, services
 from rules_engine.functions import services as function_services
-from rules_engine.functions.models import NamedList
+from rules_engine.functions.catalog import catalog
+from rules_engine.functions.models import NamedList, WasmFunction
+from rules_engine.functions.sandbox import module_from_source
 from rules_engine.models import EntryPoint, MessageTemplate, Rule, RuleTestCase
 from rules_engine.portability import BundleError
 from rules_engine.testcases import rule_test_case_create
@@ -110,6 +114,7 @@ def empty_database() -> None:
     MessageTemplate.objects.all().delete()
     EntryPoint.objects.all().delete()
     NamedList.objects.all().delete()
+    WasmFunction.objects.all().delete()
 
 
 def export_text(*args: str) -> str:
@@ -455,3 +460,205 @@ def test_directory_round_trip(world: EntryPoint, tmp_path: Path) -> None:
             bundle=(loaded := portability.read_bundle(target)).bundle, locate=loaded.locate
         )
     assert [d["path"] for d in raised.value.details] == ["checkout.yaml: $.rules[2].priority"]
+
+
+# --- WASM functions --------------------------------------------------------------------------
+
+SCORE_WAT = """
+(module
+  (func (export "score") (param f64 f64) (result f64)
+    local.get 0
+    local.get 1
+    f64.add))
+"""
+SCORE = {">=": [{"wasm": ["score", {"var": "cart.total"}, 500]}, 2000]}
+
+
+@pytest.fixture
+def scored(world: EntryPoint) -> WasmFunction:
+    """The world plus a numeric WAT function `score` and a checkout rule calling it."""
+    function = function_services.wasm_function_create(
+        data={
+            "name": "score",
+            "description": "cart total plus a bonus",
+            "wat": SCORE_WAT,
+            "export": "score",
+            "abi": "numeric",
+            "fuel": 50_000,
+            "timeout_ms": 40,
+        }
+    )
+    services.rule_create(
+        data={
+            "name": "High score",
+            "entry_point": world,
+            "priority": 1,
+            "condition": SCORE,
+            "actions": [{"type": "display_message", "params": {"template": "large-order"}}],
+        }
+    )
+    return function
+
+
+def test_export_lists_a_wat_function_as_its_text(scored: WasmFunction) -> None:
+    # when everything, then only checkout, then only order.created is exported
+    bundle = portability.export_bundle()
+    checkout = portability.export_bundle(entry_points=["checkout"])
+    order = portability.export_bundle(entry_points=["order.created"])
+
+    # then the function is in the bundle as its WAT, with its limits, where its rule goes
+    assert bundle["wasm_functions"] == [
+        {
+            "name": "score",
+            "description": "cart total plus a bonus",
+            "abi": "numeric",
+            "export": "score",
+            "fuel": 50_000,
+            "max_memory_bytes": scored.max_memory_bytes,
+            "timeout_ms": 40,
+            "active": True,
+            "wat": SCORE_WAT,
+        }
+    ]
+    assert list(bundle)[:3] == ["format", "named_lists", "wasm_functions"]
+    assert checkout["wasm_functions"] == bundle["wasm_functions"]
+    assert order["wasm_functions"] == []
+
+
+def test_a_rule_calling_a_wat_function_imports_into_an_empty_database(
+    scored: WasmFunction, demo_context: dict[str, Any], tmp_path: Path
+) -> None:
+    # given the decisions with the function and the export in a file
+    cases = contexts(demo_context)
+    before = decisions(cases)
+    assert before[1]["matched"][0][1] == "High score"  # total 1500 + 500
+    assert "High score" not in [name for _, name in before[0]["matched"]]
+    path = tmp_path / "rules.yaml"
+    path.write_text(export_text())
+
+    # when the database is emptied (and the loaded functions forgotten) and the file imported
+    empty_database()
+    catalog.clear()
+    output = run_import(str(path))
+
+    # then the function is created from its WAT before the rule, and decisions are identical
+    assert output.splitlines()[0] == "created   named_list  blocked_emails"
+    assert output.splitlines()[1] == "created   wasm_function score"
+    assert output.splitlines()[-1] == "20 created, 0 updated, 0 unchanged, 0 deleted (applied)"
+    function = WasmFunction.objects.get()
+    assert (function.name, function.wat, function.export, function.abi) == (
+        "score",
+        SCORE_WAT,
+        "score",
+        "numeric",
+    )
+    assert (function.fuel, function.timeout_ms, function.version) == (50_000, 40, 1)
+    assert function.sha256 == scored.sha256
+    assert decisions(cases) == before
+    assert export_text() == path.read_text()
+
+
+def test_a_module_uploaded_as_bytes_round_trips_as_base64(world: EntryPoint) -> None:
+    # given a function uploaded as module bytes (no WAT kept)
+    binary = module_from_source(SCORE_WAT)
+    function_services.wasm_function_create(
+        data={"name": "score", "module": binary, "export": "score", "abi": "numeric"}
+    )
+
+    # when it is exported, JSON-dumped, and imported into an empty database
+    bundle = json.loads(portability.dumps(portability.export_bundle(), fmt="json"))
+    (row,) = bundle["wasm_functions"]
+    empty_database()
+    report = portability.import_bundle(bundle=bundle, source="rules.json")
+
+    # then the bundle holds the bytes as base64 and the same module comes back
+    assert "wat" not in row and "description" not in row
+    assert row["module_base64"] == base64.b64encode(binary).decode("ascii")
+    assert "wasm_function score" in report.of("created")
+    function = WasmFunction.objects.get()
+    assert function.module_bytes == binary
+    assert function.wat == ""
+    assert function.sha256 == hashlib.sha256(binary).hexdigest()
+
+
+def test_reimport_leaves_functions_unchanged_without_a_new_version(
+    scored: WasmFunction,
+) -> None:
+    # given a second function stored as bytes, and the export of the database
+    function_services.wasm_function_create(
+        data={
+            "name": "bonus",
+            "module": module_from_source(SCORE_WAT),
+            "export": "score",
+            "abi": "numeric",
+        }
+    )
+    bundle = portability.export_bundle()
+    history = WasmFunction.history.count()
+
+    # when it is imported back
+    report = portability.import_bundle(bundle=bundle, source="rules.yaml")
+
+    # then both functions are unchanged and no version or history row was added
+    assert report.counts() == {"created": 0, "updated": 0, "unchanged": 21, "deleted": 0}
+    assert [c for c in report.of("unchanged") if c.startswith("wasm_function")] == [
+        "wasm_function bonus",
+        "wasm_function score",
+    ]
+    assert dict(WasmFunction.objects.values_list("name", "version")) == {"bonus": 1, "score": 1}
+    assert WasmFunction.history.count() == history
+
+
+def test_a_changed_function_is_updated_and_a_bad_module_reported_at_its_path(
+    scored: WasmFunction,
+) -> None:
+    # given the export with a new limit for score, and a second function with a broken module
+    bundle = portability.export_bundle()
+    bundle["wasm_functions"][0]["fuel"] = 60_000
+    bundle["wasm_functions"].append(
+        {"name": "broken", "module_base64": base64.b64encode(b"not wasm").decode("ascii")}
+    )
+
+    # when it is imported, then the broken module is refused at its path and nothing written
+    with pytest.raises(BundleError) as refused:
+        portability.import_bundle(bundle=bundle)
+    assert [d["path"] for d in refused.value.details] == ["$.wasm_functions[1].module"]
+    assert WasmFunction.objects.get(name="score").fuel == 50_000
+
+    # and without it, only the fuel changes, as a new version
+    bundle["wasm_functions"].pop()
+    report = portability.import_bundle(bundle=bundle)
+    assert report.of("updated") == ["wasm_function score"]
+    assert [c.fields for c in report.changes if c.action == "updated"] == [("fuel",)]
+    assert WasmFunction.objects.get(name="score").version == 2
+
+
+def test_a_function_needs_exactly_one_module_and_its_limits_default_to_the_settings(
+    world: EntryPoint, settings: Any
+) -> None:
+    # given a function with both WAT and bytes, one with neither, and one with bad base64
+    encoded = base64.b64encode(module_from_source(SCORE_WAT)).decode("ascii")
+    bad = {
+        "format": "verdict-rules/1",
+        "wasm_functions": [
+            {"name": "both", "wat": SCORE_WAT, "module_base64": encoded},
+            {"name": "neither", "export": "score"},
+            {"name": "garbled", "module_base64": "no!"},
+        ],
+    }
+
+    # when it is imported, then every problem is refused by path before anything is written
+    with pytest.raises(BundleError) as refused:
+        portability.import_bundle(bundle=bad)
+    assert [d["path"] for d in refused.value.details] == [
+        "$.wasm_functions[0]",
+        "$.wasm_functions[1]",
+        "$.wasm_functions[2].module_base64",
+    ]
+
+    # and a hand-written function without limits gets those of the settings
+    settings.VERDICT = {**settings.VERDICT, "WASM_FUEL": 12_345}
+    function = {"name": "score", "wat": SCORE_WAT, "export": "score", "abi": "numeric"}
+    portability.import_bundle(bundle={"wasm_functions": [function]})
+    stored = WasmFunction.objects.get()
+    assert (stored.fuel, stored.description, stored.active) == (12_345, "", True)

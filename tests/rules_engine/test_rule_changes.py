@@ -647,3 +647,128 @@ def test_api_viewer_can_read_but_not_write_or_review(rule, alice, vic):
     assert post_json(api, "/api/rules/", {"name": "x"}).status_code == 403
     assert post_json(api, f"/api/rule-changes/{change.pk}/approve/", {}).status_code == 403
     assert RuleChange.objects.get().status == "draft"
+
+
+# --- withdrawing a draft (its author only) ----------------------------------------------
+
+
+def test_the_author_withdraws_their_draft_and_the_rule_stays_live(rule, alice):
+    # given alice's draft raising the threshold
+    change = propose_raise(rule, alice)
+    # when she withdraws it
+    withdrawn = services.rule_change_withdraw(change=change, user=alice, note="wrong idea")
+    # then it is withdrawn, recorded as closed by her, and the live rule is unchanged
+    assert (withdrawn.status, withdrawn.reviewer, withdrawn.review_note) == (
+        "withdrawn",
+        alice,
+        "wrong idea",
+    )
+    assert withdrawn.reviewed_at is not None
+    assert RuleChange.objects.get().status == "withdrawn"
+    rule.refresh_from_db()
+    assert (rule.version, rule.condition) == (1, BIG_CART)
+    assert decide(CART_300) == ["Big cart"]
+
+
+def test_another_user_cannot_withdraw_a_draft_even_as_publisher(rule, alice, bob):
+    change = propose_raise(rule, alice)
+    with pytest.raises(PermissionDenied) as refused:
+        services.rule_change_withdraw(change=change, user=bob)
+    assert str(refused.value) == "only the author of a draft can withdraw it"
+    assert RuleChange.objects.get().status == "draft"
+
+
+def test_a_withdrawn_draft_cannot_be_approved_or_rejected(rule, alice, bob):
+    change = propose_raise(rule, alice)
+    services.rule_change_withdraw(change=change, user=alice)
+    for review in (services.rule_change_approve, services.rule_change_reject):
+        with pytest.raises(InvalidInput) as refused:
+            review(change=change, user=bob)
+        assert refused.value.code == "invalid_review"
+        assert refused.value.details == [
+            {"path": "$.status", "message": f"change #{change.pk} is withdrawn, not a draft"}
+        ]
+    rule.refresh_from_db()
+    assert rule.version == 1
+    assert RuleChange.objects.get().reviewer == alice
+
+
+def test_withdrawing_twice_or_after_a_review_is_refused(rule, alice, bob):
+    first = propose_raise(rule, alice)
+    services.rule_change_withdraw(change=first, user=alice, note="first")
+    with pytest.raises(InvalidInput) as twice:
+        services.rule_change_withdraw(change=first, user=alice, note="again")
+    assert twice.value.code == "invalid_review"
+    first.refresh_from_db()
+    assert first.review_note == "first"
+    second = propose_raise(rule, alice, note="second try")
+    services.rule_change_reject(change=second, user=bob, review_note="no")
+    with pytest.raises(InvalidInput):
+        services.rule_change_withdraw(change=second, user=alice)
+    second.refresh_from_db()
+    assert (second.status, second.reviewer) == ("rejected", bob)
+
+
+def test_admin_shows_withdraw_only_to_the_author_of_a_draft(rule, alice, bob):
+    change = propose_raise(rule, alice)
+    page = admin_url("rulechange_change", change.pk)
+    assert 'id="rule-change-withdraw"' in logged_in(alice).get(page).content.decode()
+    html = logged_in(bob).get(page).content.decode()
+    assert 'id="rule-change-approve"' in html
+    assert 'id="rule-change-withdraw"' not in html
+    services.rule_change_withdraw(change=change, user=alice)
+    assert 'id="rule-change-withdraw"' not in logged_in(alice).get(page).content.decode()
+
+
+def test_admin_withdraw_by_the_author(rule, alice):
+    change = propose_raise(rule, alice)
+    response = logged_in(alice).post(
+        admin_url("rulechange_withdraw", change.pk), {"review_note": "not now"}
+    )
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        f"Withdrew draft #{change.pk}."
+    ]
+    change.refresh_from_db()
+    assert (change.status, change.reviewer, change.review_note) == ("withdrawn", alice, "not now")
+
+
+def test_admin_withdraw_is_refused_to_others_to_get_and_to_a_closed_draft(rule, alice, bob):
+    change = propose_raise(rule, alice)
+    url = admin_url("rulechange_withdraw", change.pk)
+    assert logged_in(bob).post(url).status_code == 403
+    assert logged_in(alice).get(url).status_code == 403
+    assert RuleChange.objects.get().status == "draft"
+    services.rule_change_withdraw(change=change, user=alice)
+    assert logged_in(alice).post(url).status_code == 403
+
+
+def test_api_the_author_withdraws_and_another_user_cannot(rule, alice, bob):
+    change = propose_raise(rule, alice)
+    url = f"/api/rule-changes/{change.pk}/withdraw/"
+    refused = post_json(api_as(bob), url, {})
+    assert (refused.status_code, refused.json()["error"]) == (403, "permission_denied")
+    assert RuleChange.objects.get().status == "draft"
+    withdrawn = post_json(api_as(alice), url, {"review_note": "changed my mind"})
+    assert withdrawn.status_code == 200
+    body = withdrawn.json()
+    assert (body["status"], body["reviewer"], body["review_note"]) == (
+        "withdrawn",
+        "alice",
+        "changed my mind",
+    )
+    again = post_json(api_as(alice), url, {})
+    assert (again.status_code, again.json()["error"]) == (400, "invalid_review")
+    approve = post_json(api_as(bob), f"/api/rule-changes/{change.pk}/approve/", {})
+    assert (approve.status_code, approve.json()["error"]) == (400, "invalid_review")
+    listed = api_as(alice).get("/api/rule-changes/?status=withdrawn").json()["results"]
+    assert [c["id"] for c in listed] == [change.pk]
+    rule.refresh_from_db()
+    assert rule.version == 1
+
+
+def test_api_a_viewer_cannot_withdraw(rule, alice, vic):
+    change = propose_raise(rule, alice)
+    response = post_json(api_as(vic), f"/api/rule-changes/{change.pk}/withdraw/", {})
+    assert response.status_code == 403
+    assert RuleChange.objects.get().status == "draft"

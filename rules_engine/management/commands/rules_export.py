@@ -19,7 +19,10 @@ class Command(BaseCommand):
     writes `_shared.yaml` and one `<entry point>.yaml` per entry point. Writes only those files.
     """
 
-    help = "Export entry points, rules, templates, named lists and test cases (YAML or JSON)."
+    help = (
+        "Export entry points, rules, templates, named lists, WebAssembly functions and test"
+        " cases (YAML or JSON)."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -52,6 +55,7 @@ class Command(BaseCommand):
         written = portability.write_bundle(bundle, target, directory=directory)
         self.stderr.write(
             f"exported {len(bundle['entry_points'])} entry points, {len(bundle['rules'])} rules,"
-            f" {len(bundle['templates'])} templates, {len(bundle['named_lists'])} named lists"
+            f" {len(bundle['templates'])} templates, {len(bundle['named_lists'])} named lists,"
+            f" {len(bundle.get('wasm_functions', []))} WebAssembly functions"
             f" to {', '.join(str(p) for p in written)}"
         )
