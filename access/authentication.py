@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import exceptions
@@ -51,6 +52,23 @@ def request_key(request: Request) -> VerifiedKey | None:
     return auth if isinstance(auth, VerifiedKey) else None
 
 
+def presented_key(meta: Mapping[str, Any]) -> str | None:
+    """The raw key of an `Authorization: Api-Key <key>` header, or None (no header, other
+    scheme)."""
+    header = meta.get("HTTP_AUTHORIZATION", "")
+    if not header:
+        return None
+    scheme, _, raw = header.partition(" ")
+    if scheme.lower() != ApiKeyAuthentication.keyword.lower():
+        return None
+    return str(raw.strip())
+
+
+def origin_allowed(key: VerifiedKey, meta: Mapping[str, Any]) -> bool:
+    """Secret keys work from anywhere; a publishable key only from an origin it allows."""
+    return not key.publishable or meta.get("HTTP_ORIGIN") in key.allowed_origins
+
+
 class ApiKeyAuthentication(BaseAuthentication):
     """Authenticate `Authorization: Api-Key <key>` against active keys (cached per process).
 
@@ -63,18 +81,15 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[ApiKeyUser, VerifiedKey] | None:
         """Return (user, key) for a valid key; raise AuthenticationFailed/PermissionDenied."""
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
+        raw = presented_key(request.META)
+        if raw is None:
             return None
-        scheme, _, raw = header.partition(" ")
-        if scheme.lower() != self.keyword.lower():
-            return None
-        key = api_key_verify(raw=raw.strip())
+        key = api_key_verify(raw=raw)
         if key is None:
             raise exceptions.AuthenticationFailed(
                 "invalid or revoked API key", code="invalid_api_key"
             )
-        if key.publishable and request.META.get("HTTP_ORIGIN") not in key.allowed_origins:
+        if not origin_allowed(key, request.META):
             raise exceptions.PermissionDenied(
                 "this publishable key is not allowed from this origin", code="origin_not_allowed"
             )

@@ -22,6 +22,7 @@ from rest_framework.throttling import BaseThrottle
 
 from access.authentication import request_key
 from access.keys import rate_parse
+from access.selectors import VerifiedKey
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,32 @@ def _default(name: str) -> tuple[int, int] | None:
     return rate_parse(str(settings.VERDICT.get(name) or ""))
 
 
+def rate_wait(*, who: str, rate: tuple[int, int] | None) -> float | None:
+    """Count one request of `who` (`key:<id>` or `user:<pk>`) against `rate` (limit, period).
+
+    Returns None when the request is within the rate (or there is no rate, or the shared cache
+    cannot be reached), else the seconds until the window ends (for Retry-After).
+    """
+    if rate is None:
+        return None
+    limit, period = rate
+    now = time.time()
+    window = int(now // period)
+    try:
+        hits = _hit(f"{KEY_PREFIX}{who}:{period}:{window}", period)
+    except Exception:
+        logger.warning("rate limit not counted: shared cache unreachable", exc_info=True)
+        return None
+    if hits <= limit:
+        return None
+    return max(1.0, math.ceil((window + 1) * period - now))
+
+
+def key_rate(key: VerifiedKey) -> tuple[int, int] | None:
+    """The rate a key is held to: its own, else VERDICT["API_KEY_RATE"] (None: unlimited)."""
+    return key.rate or _default("API_KEY_RATE")
+
+
 class VerdictRateThrottle(BaseThrottle):
     """Per-key rate (the key's own or VERDICT["API_KEY_RATE"]) and per-user rate
     (VERDICT["USER_RATE"]) for session users; anonymous requests are refused before this."""
@@ -58,25 +85,10 @@ class VerdictRateThrottle(BaseThrottle):
         """Count the request; False (429) when its key or user is over the rate."""
         key = request_key(request)
         if key is not None:
-            rate, who = key.rate or _default("API_KEY_RATE"), f"key:{key.id}"
+            self._wait = rate_wait(who=f"key:{key.id}", rate=key_rate(key))
         elif request.user and request.user.is_authenticated:
-            rate, who = _default("USER_RATE"), f"user:{request.user.pk}"
-        else:
-            return True
-        if rate is None:
-            return True
-        limit, period = rate
-        now = time.time()
-        window = int(now // period)
-        try:
-            hits = _hit(f"{KEY_PREFIX}{who}:{period}:{window}", period)
-        except Exception:
-            logger.warning("rate limit not counted: shared cache unreachable", exc_info=True)
-            return True
-        if hits <= limit:
-            return True
-        self._wait = max(1.0, math.ceil((window + 1) * period - now))
-        return False
+            self._wait = rate_wait(who=f"user:{request.user.pk}", rate=_default("USER_RATE"))
+        return self._wait is None
 
     def wait(self) -> float | None:
         """Seconds until the window ends (sent as Retry-After)."""

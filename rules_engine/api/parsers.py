@@ -158,7 +158,10 @@ class SafeJSONParser(JSONParser):
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"Malformed JSON: {exc}") from exc
         max_depth = int(settings.VERDICT["MAX_JSON_DEPTH"])
-        if json_depth_exceeds(data, max_depth):
+        # Nesting deeper than max_depth takes more than max_depth brackets, so a body with
+        # fewer (nearly all of them) skips the walk.
+        brackets = raw.count(b"{") + raw.count(b"[")
+        if brackets > max_depth and json_depth_exceeds(data, max_depth):
             raise ParseError(f"JSON nested deeper than {max_depth} levels.")
         limits = json_limits()
         # Every cap needs at least this many bytes to be broken (a key or an item takes two

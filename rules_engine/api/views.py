@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from access.authentication import ApiKeyAuthentication
 from access.permissions import KeyScopeOrStaff, require_entry_point
 from rules_engine import cache, engine, selectors, services
+from rules_engine.api import hot_path
 from rules_engine.api import serializers as s
 from rules_engine.api.parsers import ORJSONRenderer, SafeJSONParser
 from rules_engine.api.schema import error_responses
@@ -104,7 +105,19 @@ def _require_execution_entry_point(request: Request, execution_id: Any) -> None:
 
 
 class ExecuteView(OpenJSONView):
-    """POST /api/rules/engine/execute/: a decision for `{entry_point, context, dry_run?}`."""
+    """POST /api/rules/engine/execute/: a decision for `{entry_point, context, dry_run?}`.
+
+    The common call (API key, plain JSON body) is answered by `hot_path.answer` without DRF's
+    dispatch; everything else, refusals included, by DRF below.
+    """
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        """The hot path when it applies, else DRF's dispatch (one generation-stamp read)."""
+        with cache.one_generation():
+            response = hot_path.answer(self, request)
+            if response is not None:
+                return response
+            return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
         operation_id="engine_execute",
