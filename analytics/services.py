@@ -38,7 +38,8 @@ from django.utils import timezone
 
 from analytics import histogram
 from analytics.models import EntryPointRollup, RollupWatermark, RuleRollup
-from rules_engine.models import Execution
+from rules_engine.models import Execution, RulesetSnapshot
+from rules_engine.selectors import execution_rule_results
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,11 @@ def aggregate_window(*, start: datetime, end: datetime) -> Aggregate:
     """The counts of the audit rows with `start <= created_at < end` (one query on PostgreSQL)."""
     if connection.vendor == "postgresql":
         return _aggregate_sql(start, end)
-    return aggregate_python(Execution.objects.filter(created_at__gte=start, created_at__lt=end))
+    return aggregate_python(
+        Execution.objects.filter(created_at__gte=start, created_at__lt=end).select_related(
+            "ruleset"
+        )
+    )
 
 
 # One statement: the rule results expanded with jsonb_array_elements, grouped per rule, variant,
@@ -176,7 +181,7 @@ WITH ex AS MATERIALIZED (
            date_trunc('hour', e.created_at AT TIME ZONE 'UTC') AS hour,
            e.duration_ms AS ms,
            width_bucket(e.duration_ms, %(bounds)s::double precision[]) AS hb,
-           e.outcome, e.blocking, e.rule_results, e.action_results
+           e.outcome, e.blocking, e.rule_results, e.action_results, e.ruleset_id
     FROM {table} e
     WHERE e.created_at >= %(start)s AND e.created_at < %(end)s
 ),
@@ -192,6 +197,19 @@ rr AS (
         CASE WHEN jsonb_typeof(ex.rule_results) = 'array' THEN ex.rule_results ELSE '[]' END
     ) AS r(value)
     WHERE jsonb_typeof(r.value) = 'object' AND (r.value ->> 'id') ~ %(uuid)s
+    UNION ALL
+    -- A row with a rule-set snapshot stores only its notable results: the snapshot's other
+    -- rules were evaluated and did not match.
+    SELECT ex.ep, ex.hour, ex.ms, ex.hb,
+           s.value ->> 'id', s.value ->> 'name', '', 'not_matched',
+           'not_matched' = ANY(%(evaluated)s)
+    FROM ex
+    JOIN {snapshots} sn ON sn.digest = ex.ruleset_id
+    CROSS JOIN LATERAL jsonb_array_elements(sn.rules) AS s(value)
+    WHERE NOT (
+        CASE WHEN jsonb_typeof(ex.rule_results) = 'array' THEN ex.rule_results ELSE '[]' END
+        @> jsonb_build_array(jsonb_build_object('id', s.value -> 'id'))
+    )
 )
 SELECT 'rule', rule_id, variant, ep, hour, hb, max(name),
        count(*) FILTER (WHERE ran),
@@ -225,7 +243,10 @@ FROM ex GROUP BY ep, hour, hb
 
 
 def _aggregate_sql(start: datetime, end: datetime) -> Aggregate:
-    sql = _SQL.format(table=connection.ops.quote_name(Execution._meta.db_table))
+    sql = _SQL.format(
+        table=connection.ops.quote_name(Execution._meta.db_table),
+        snapshots=connection.ops.quote_name(RulesetSnapshot._meta.db_table),
+    )
     params: dict[str, Any] = {
         "bounds": list(histogram.BOUNDS_MS),
         "start": start,
@@ -275,8 +296,7 @@ def aggregate_python(executions: Iterable[Execution]) -> Aggregate:
         ep.e += sum(1 for a in actions if isinstance(a, dict) and a.get("status") == "error")
         ep.f += execution.outcome == "no_match"
         ep.add_latency(hb, 1, ms, ms)
-        results = execution.rule_results if isinstance(execution.rule_results, list) else []
-        for result in results:
+        for result in execution_rule_results(execution=execution):
             if not isinstance(result, dict) or not _UUID.match(str(result.get("id", ""))):
                 continue
             variant = None if result.get("shadow") is True else result.get("variant")

@@ -1060,7 +1060,7 @@ class ExecutionAdmin(ReadOnlyAdmin):
     @admin.display(description="Rule results")
     def rule_results_json(self, obj: Execution) -> SafeString:
         """Every rule's outcome as indented JSON."""
-        return json_block(obj.rule_results)
+        return json_block(selectors.execution_rule_results(execution=obj))
 
     @admin.display(description="Context (masked)")
     def context_snapshot_json(self, obj: Execution) -> SafeString:

@@ -19,12 +19,13 @@ import os
 import queue
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from django.db import close_old_connections, connection, models, transaction
 from django.utils import timezone
 
-from rules_engine.models import Execution
+from rules_engine.models import Execution, RulesetSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,9 @@ class AuditWriter:
             for pending in batch:
                 try:
                     assert pending.row is not None
-                    pending.row.save(force_insert=True)
+                    with transaction.atomic():
+                        _ensure_snapshots([pending.row], remembered=False)
+                        pending.row.save(force_insert=True)
                 except Exception as exc:  # noqa: BLE001  (reported to that caller)
                     pending.error = exc
                     self._reset_connection()
@@ -135,14 +138,63 @@ _COPY_COLUMNS = tuple(str(f.column) for f in _FIELDS)
 _JSON_ATTRS = frozenset(f.attname for f in _FIELDS if isinstance(f, models.JSONField))
 
 
+# The rule-set snapshot an audit row refers to, carried on the unsaved row.
+_SNAPSHOT_ATTR = "_verdict_snapshot"
+# Digests of snapshots known to be committed (from this process), so a row's snapshot costs
+# one insert-or-ignore per process, not one per batch. Bounded: forgetting only costs a
+# harmless insert-or-ignore.
+_committed: set[str] = set()
+_committed_lock = threading.Lock()
+
+
+def attach_snapshot(row: Execution, snapshot: Any) -> None:
+    """Have `insert_rows` store `snapshot` (a `cache.Snapshot`, or None) before `row`."""
+    setattr(row, _SNAPSHOT_ATTR, snapshot)
+
+
+def forget_snapshots() -> None:
+    """Forget which snapshots were committed (tests that empty the database)."""
+    with _committed_lock:
+        _committed.clear()
+
+
+def _ensure_snapshots(rows: list[Execution], *, remembered: bool = True) -> None:
+    """Insert (or ignore, if present) the snapshots the rows refer to, in the current
+    transaction; remembered once it commits. Raises DatabaseError."""
+    snapshots = {}
+    for row in rows:
+        snapshot = getattr(row, _SNAPSHOT_ATTR, None)
+        if snapshot is not None and (not remembered or snapshot.digest not in _committed):
+            snapshots[snapshot.digest] = snapshot
+    if not snapshots:
+        return
+    RulesetSnapshot.objects.bulk_create(
+        [
+            RulesetSnapshot(digest=s.digest, entry_point_id=s.entry_point_id, rules=list(s.rules))
+            for s in snapshots.values()
+        ],
+        ignore_conflicts=True,
+    )
+
+    def remember() -> None:
+        with _committed_lock:
+            if len(_committed) > 10_000:
+                _committed.clear()
+            _committed.update(snapshots)
+
+    transaction.on_commit(remember)
+
+
 def insert_rows(rows: list[Execution]) -> None:
-    """Insert audit rows in the current transaction, all at once (COPY on PostgreSQL).
+    """Insert audit rows in the current transaction, all at once (COPY on PostgreSQL), after
+    the rule-set snapshots they refer to.
 
     For callers that decide many contexts in one transaction (event batches). Raises
     DatabaseError like an INSERT would.
     """
     if not rows:
         return
+    _ensure_snapshots(rows)
     if connection.vendor == "postgresql":
         _copy(rows)
     else:
@@ -159,8 +211,9 @@ def _copy(rows: list[Execution]) -> None:
     now = timezone.now()
     table = Execution._meta.db_table
     columns = ", ".join(_COPY_COLUMNS)
-    with connection.cursor() as cursor:
-        raw = cursor.cursor  # psycopg's cursor: Django's wrapper has no COPY support
+    # psycopg's own cursor (Django's wrapper has no COPY), its errors turned into Django's.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        raw = cursor.cursor
         with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 row.created_at = now

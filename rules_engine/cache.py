@@ -14,6 +14,7 @@ must stay below 1 s); a bump made in this process is seen by this process at onc
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache as shared_cache
 from django.core.exceptions import ImproperlyConfigured
@@ -85,6 +87,22 @@ class CompiledTemplateEntry:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """The rules a compiled rule set evaluates, as stored once in `RulesetSnapshot`."""
+
+    digest: str
+    entry_point_id: int
+    rules: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def of(cls, entry_point_id: int, rules: tuple[CompiledRule, ...]) -> Snapshot:
+        """The snapshot of `rules` (in evaluation order), keyed by the SHA-256 of its content."""
+        summaries = tuple(rule.summary() for rule in rules)
+        content = orjson.dumps([entry_point_id, summaries], option=orjson.OPT_SORT_KEYS)
+        return cls(hashlib.sha256(content).hexdigest(), entry_point_id, summaries)
+
+
+@dataclass(frozen=True)
 class CompiledRuleset:
     """Everything `execute` needs for one entry point, built once per generation."""
 
@@ -106,6 +124,8 @@ class CompiledRuleset:
     # Running experiments by rule id (experiments.runtime.RulePlan); empty for most entry
     # points, which then pay one truthiness test per decision.
     experiments: dict[str, Any] = field(default_factory=dict)
+    # What audit rows refer to instead of listing every rule that did not match.
+    snapshot: Snapshot | None = None
 
 
 def compile_rule_version(rule: Any, *, strict: bool = False) -> CompiledRule:
@@ -223,6 +243,7 @@ def build_ruleset(key: str) -> CompiledRuleset | None:
         # Compiled once per generation, so a request pays no schema hashing or lookup.
         validator=get_validator(entry_point.context_schema) if entry_point.context_schema else None,
         evaluator=build_evaluator(compiled),
+        snapshot=Snapshot.of(entry_point.pk, compiled),
     )
     # Running A/B experiments and rollouts on these rules, compiled in (one query).
     from experiments.runtime import attach as attach_experiments
@@ -274,11 +295,15 @@ class RulesetCache:
         return ruleset
 
     def clear(self) -> None:
-        """Forget everything compiled in this process, and the last generation stamp read."""
+        """Forget everything compiled in this process, the last generation stamp read, and
+        which rule-set snapshots were stored."""
+        from rules_engine import audit
+
         with self._lock:
             self._rulesets = {}
             self._generation = None
         _forget_checked_generation()
+        audit.forget_snapshots()
 
 
 # The stamp last read from the shared cache, for CACHE_CHECK_INTERVAL > 0: (bump count when

@@ -92,12 +92,23 @@ class Decision:
     duration_ms: float
     dry_run: bool
     subject: str | None = None
-    rule_results: list[dict[str, Any]] = field(default_factory=list)
+    # Every rule's result, in evaluation order (`rule_results` gives their audit form).
+    results: list[RuleResult] = field(default_factory=list, repr=False)
     action_results: list[dict[str, Any]] = field(default_factory=list)
     # The `$now` the rules read (ISO-8601, UTC), audited with the context; None if unread.
     now: str | None = None
     # Dry runs only: every rule's result with the explanation of its condition.
     rules: list[dict[str, Any]] | None = None
+
+    @property
+    def rule_results(self) -> list[dict[str, Any]]:
+        """Every rule's result in its audit form, in evaluation order."""
+        return [result.as_audit() for result in self.results]
+
+    def notable_results(self) -> list[dict[str, Any]]:
+        """The audit form of the results other than `not_matched` (and of every rule under an
+        experiment): what an audit row with a rule-set snapshot stores."""
+        return [r.as_audit() for r in self.results if r.outcome != "not_matched" or r.extra]
 
     def as_response(self) -> dict[str, Any]:
         """The JSON body of POST /api/rules/engine/execute/."""
@@ -186,7 +197,7 @@ def execute(
                 if audit_rows is not None and in_callers_transaction:
                     audit_rows.append(row)
                 else:
-                    row.save(force_insert=True)
+                    audit.insert_rows([row])
 
         # ... or, for a decision that wrote nothing else, committed together with the audit
         # rows of concurrent requests (one INSERT per batch); answered only once committed.
@@ -233,7 +244,7 @@ def _decide(run: _Run, context: Any, *, started: float) -> Decision:
         duration_ms=round((time.perf_counter() - started) * 1000, 3),
         dry_run=run.dry_run,
         subject=run.subject,
-        rule_results=[r.as_audit() for r in results],
+        results=results,
         action_results=action_results,
         now=run.now_read,
         rules=_explained(run, results, data) if run.dry_run else None,
@@ -534,7 +545,8 @@ def _outcome(results: list[RuleResult]) -> str:
 def _count(ruleset: CompiledRuleset, decision: Decision, seconds: float) -> None:
     metrics.child(metrics.decisions, ruleset.key, decision.outcome).inc()
     metrics.child(metrics.decision_seconds, ruleset.key).observe(seconds)
-    rule_failures = metrics.count_rule_outcomes(ruleset.key, decision.rule_results)
+    # Rules that did not match are not counted, so the notable results are enough.
+    rule_failures = metrics.count_rule_outcomes(ruleset.key, decision.notable_results())
     action_failures = sum(1 for r in decision.action_results if r["status"] == "error")
     if rule_failures:
         metrics.rule_errors.labels(ruleset.key, "rule").inc(rule_failures)
@@ -559,12 +571,16 @@ def _audit_row(
 ) -> Execution:
     if decision.now is not None:
         context = {**context, NOW_VAR: decision.now}  # what the rules read, for replay
-    return Execution(
+    # Under an experiment the rules differ per subject, so the row keeps every result;
+    # otherwise the rule set's snapshot stands for the rules that did not match.
+    snapshot = None if ruleset.experiments else ruleset.snapshot
+    row = Execution(
         id=decision.execution_id,
         entry_point_id=ruleset.entry_point_id,
         outcome=decision.outcome,
         matched_rules=decision.matched_rules,
-        rule_results=decision.rule_results,
+        rule_results=decision.rule_results if snapshot is None else decision.notable_results(),
+        ruleset_id=None if snapshot is None else snapshot.digest,
         context_snapshot=mask_paths(context, ruleset.sensitive_paths),
         effects=decision.effects,
         action_results=decision.action_results,
@@ -574,3 +590,5 @@ def _audit_row(
         request_id=request_id[:100],
         subject=(decision.subject or "")[:200],
     )
+    audit.attach_snapshot(row, snapshot)
+    return row

@@ -119,11 +119,33 @@ class Rule(models.Model):
         return f"{self.name} (v{self.version})"
 
 
+class RulesetSnapshot(models.Model):
+    """The rules one compiled rule set evaluates, in order: `[{id, name, version, priority}]`.
+
+    Shared by the audit rows of every decision made with that rule set, so a row need not
+    repeat a hundred rules that did not match (see `Execution.rule_results`). Keyed by the
+    SHA-256 of its content, written once (insert-or-ignore) in the transaction of the first
+    audit row that refers to it, never changed.
+    """
+
+    digest = models.CharField(max_length=64, primary_key=True)
+    entry_point = models.ForeignKey(EntryPoint, on_delete=models.PROTECT, related_name="+")
+    rules = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.entry_point_id}:{self.digest[:12]} ({len(self.rules)} rules)"
+
+
 class Execution(models.Model):
     """The audit row of one decision: what was asked, which rules matched, what they did.
 
     Written in the same transaction as the decision's side effects, so a decision never exists
     without its audit row. `context_snapshot` has the entry point's sensitive paths masked.
+    With `ruleset` set, `rule_results` lists only the rules whose outcome was not
+    `not_matched` (and those under an experiment); every other rule of the snapshot was
+    evaluated and did not match (`selectors.execution_rule_results` gives the full list).
+    Without it (older rows, experiments running), `rule_results` has every rule.
     """
 
     class Outcome(models.TextChoices):
@@ -144,6 +166,15 @@ class Execution(models.Model):
     caller = models.CharField(max_length=200, blank=True)
     request_id = models.CharField(max_length=100, blank=True)
     subject = models.CharField(max_length=200, blank=True)
+    # Not indexed: nothing looks executions up by rule set, and every index costs each insert.
+    ruleset = models.ForeignKey(
+        RulesetSnapshot,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

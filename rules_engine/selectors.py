@@ -113,7 +113,24 @@ def version_get(*, instance: Any, version: int) -> Any | None:
 
 def execution_get(*, execution_id: Any) -> Execution | None:
     """One audit row by id, or None."""
-    return Execution.objects.filter(pk=execution_id).select_related("entry_point").first()
+    return (
+        Execution.objects.filter(pk=execution_id).select_related("entry_point", "ruleset").first()
+    )
+
+
+def execution_rule_results(*, execution: Execution) -> list[dict[str, Any]]:
+    """Every rule's result of an audit row, in evaluation order.
+
+    A row with a rule-set snapshot stores only the results other than `not_matched`; the
+    snapshot's other rules are filled in as `not_matched`. Rows without one hold every result.
+    Reads the snapshot (one query unless selected with the row).
+    """
+    stored = execution.rule_results if isinstance(execution.rule_results, list) else []
+    if execution.ruleset_id is None:
+        return stored
+    by_id = {str(r.get("id")): r for r in stored if isinstance(r, dict)}
+    rules = execution.ruleset.rules if execution.ruleset else []
+    return [by_id.get(str(rule["id"])) or {**rule, "outcome": "not_matched"} for rule in rules]
 
 
 def execution_list(
@@ -125,7 +142,7 @@ def execution_list(
     until: Any = None,
 ) -> QuerySet[Execution]:
     """Audit rows newest first, filtered by entry point key, outcome, matched rule and time."""
-    queryset = Execution.objects.select_related("entry_point").order_by("-created_at")
+    queryset = Execution.objects.select_related("entry_point", "ruleset").order_by("-created_at")
     if entry_point:
         queryset = queryset.filter(entry_point__key=entry_point)
     if outcome:

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rules_engine import selectors
@@ -201,11 +202,17 @@ class RuleHistorySerializer(serializers.Serializer):
 
 
 class ExecutionSerializer(serializers.ModelSerializer):
-    """An audit row (read-only)."""
+    """An audit row (read-only), with every rule's result (see `execution_rule_results`)."""
 
     entry_point: serializers.SlugRelatedField[EntryPoint] = serializers.SlugRelatedField(
         slug_field="key", read_only=True
     )
+    rule_results = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_rule_results(self, obj: Execution) -> list[dict[str, Any]]:
+        """Every rule's outcome, in evaluation order."""
+        return selectors.execution_rule_results(execution=obj)
 
     class Meta:
         model = Execution

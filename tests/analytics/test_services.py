@@ -9,7 +9,7 @@ import pytest
 
 from analytics import histogram, services, tasks
 from analytics.models import EntryPointRollup, RollupWatermark, RuleRollup
-from rules_engine.models import Execution
+from rules_engine.models import Execution, RulesetSnapshot
 from tests.analytics.conftest import DAY1_10, DAY1_11, DAY2_09, Sample, execution, result, roll_up
 
 pytestmark = pytest.mark.django_db
@@ -223,3 +223,30 @@ def test_the_task_rolls_up_and_returns_the_count(sample: Sample) -> None:
     # the task reads up to the real now: two runs (six hours, then day 2) and a third with none
     assert [tasks.rollup_executions() for _ in range(3)] == [6, 2, 0]
     assert entry_point_rows() == EXPECTED_ENTRY_POINT
+
+
+def test_rows_with_a_rule_set_snapshot_count_the_rules_that_did_not_match(sample: Sample) -> None:
+    # given two decisions stored the compact way: only notable results, plus the snapshot of
+    # the rule set (A then B) standing for the rules that did not match
+    snapshot = RulesetSnapshot.objects.create(
+        digest="d" * 64,
+        entry_point=sample.entry_point,
+        rules=[
+            {k: v for k, v in result(r, "").items() if k != "outcome"} for r in (sample.a, sample.b)
+        ],
+    )
+    hour = DAY2_09 + timedelta(hours=1)
+    execution(sample.entry_point, hour.replace(minute=1), "no_match", 1.0, [], ruleset=snapshot)
+    matched_a = [result(sample.a, "matched")]
+    execution(
+        sample.entry_point, hour.replace(minute=2), "matched", 2.0, matched_a, ruleset=snapshot
+    )
+    # when both aggregation paths read that hour
+    sql = services.aggregate_window(start=hour, end=hour + timedelta(hours=1))
+    python = services.aggregate_python(
+        Execution.objects.filter(created_at__gte=hour, created_at__lt=hour + timedelta(hours=1))
+    )
+    # then each rule was evaluated twice, A matched once, and both paths agree
+    assert sql == python
+    counts = {key[0]: (tally.a, tally.b) for key, tally in sql.rules.items()}
+    assert counts == {str(sample.a.pk): (2, 1), str(sample.b.pk): (2, 0)}

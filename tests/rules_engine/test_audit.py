@@ -11,8 +11,9 @@ import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 
-from rules_engine import audit, engine
-from rules_engine.models import Execution, SubjectState
+from rules_engine import audit, engine, selectors, services
+from rules_engine.functions import registry as functions
+from rules_engine.models import Execution, RulesetSnapshot, SubjectState
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,3 +114,75 @@ def test_group_committed_audit_failure_is_an_error_not_a_silent_answer(banner):
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TRIGGER refuse ON rules_engine_execution; DROP FUNCTION refuse();")
+
+
+@pytest.fixture
+def three_rules(banner: Any) -> Any:
+    """The banner's greeting, a rule for VIPs only, and one whose function always raises."""
+
+    def explode(*args: Any) -> Any:
+        raise ValueError("boom")
+
+    functions.register("explode", explode)
+    yield [
+        services.rule_create(
+            data={"name": name, "entry_point": banner, "priority": priority, "condition": condition}
+        )
+        for name, priority, condition in (
+            ("VIP", 200, {"==": [{"var": "tier"}, "vip"]}),
+            ("Broken at run time", 300, {"explode": [1]}),
+        )
+    ]
+    functions.unregister("explode")
+
+
+def test_a_row_stores_only_notable_results_and_its_rule_set_snapshot(three_rules):
+    # given a rule set of three rules, one of which will not match
+    # when a decision is made (group-committed)
+    decision = engine.execute(entry_point="banner", context={"name": "Ada"})
+    # then the row lists the matched and the failed rule, and refers to the rule set
+    row = Execution.objects.select_related("ruleset").get(pk=decision.execution_id)
+    assert [(r["name"], r["outcome"]) for r in row.rule_results] == [
+        ("Greet", "matched"),
+        ("Broken at run time", "error"),
+    ]
+    assert [r["name"] for r in row.ruleset.rules] == ["Greet", "VIP", "Broken at run time"]
+    # and the full list read back is exactly the decision's
+    assert selectors.execution_rule_results(execution=row) == decision.rule_results
+    assert [r["outcome"] for r in decision.rule_results] == ["matched", "not_matched", "error"]
+
+
+def test_decisions_share_one_snapshot_until_the_rules_change(three_rules):
+    # given two decisions with the same rules
+    first = engine.execute(entry_point="banner", context={"name": "Ada"})
+    second = engine.execute(entry_point="banner", context={"name": "Bob", "tier": "vip"})
+    # when a rule changes and a third decision is made
+    services.rule_update(rule=three_rules[0], data={"priority": 50})
+    third = engine.execute(entry_point="banner", context={"name": "Cy"})
+    # then the first two share one snapshot and the third has its own, in the new order
+    digests = [Execution.objects.get(pk=d.execution_id).ruleset_id for d in (first, second, third)]
+    assert digests[0] == digests[1] != digests[2]
+    assert RulesetSnapshot.objects.count() == 2
+    newest = RulesetSnapshot.objects.get(pk=digests[2])
+    assert [(r["name"], r["version"]) for r in newest.rules] == [
+        ("VIP", 2),
+        ("Greet", 1),
+        ("Broken at run time", 1),
+    ]
+
+
+def test_a_decision_that_writes_stores_its_snapshot_in_its_transaction(demo, demo_context):
+    # given the demo (its loyalty rule updates state, so the row is inserted with the update)
+    decision = engine.execute(entry_point="checkout", context=demo_context)
+    # then the row and its snapshot are both there, and the full list reads back
+    row = Execution.objects.get(pk=decision.execution_id)
+    assert row.ruleset_id is not None
+    assert RulesetSnapshot.objects.filter(pk=row.ruleset_id).exists()
+    assert selectors.execution_rule_results(execution=row) == decision.rule_results
+
+
+def test_the_executions_api_serves_every_rule_result(three_rules, api_client):
+    decision = engine.execute(entry_point="banner", context={"name": "Ada"})
+    staff_body = api_client.get(f"/api/executions/{decision.execution_id}/")
+    assert staff_body.status_code == 200, staff_body.content
+    assert staff_body.json()["rule_results"] == decision.rule_results
