@@ -141,11 +141,12 @@ def test_a_row_stores_only_notable_results_and_its_rule_set_snapshot(three_rules
     # when a decision is made (group-committed)
     decision = engine.execute(entry_point="banner", context={"name": "Ada"})
     # then the row lists the matched and the failed rule, and refers to the rule set
-    row = Execution.objects.select_related("ruleset").get(pk=decision.execution_id)
+    row = Execution.objects.select_related("ruleset").get(pk=str(decision.execution_id))
     assert [(r["name"], r["outcome"]) for r in row.rule_results] == [
         ("Greet", "matched"),
         ("Broken at run time", "error"),
     ]
+    assert row.ruleset is not None
     assert [r["name"] for r in row.ruleset.rules] == ["Greet", "VIP", "Broken at run time"]
     # and the full list read back is exactly the decision's
     assert selectors.execution_rule_results(execution=row) == decision.rule_results
@@ -160,7 +161,9 @@ def test_decisions_share_one_snapshot_until_the_rules_change(three_rules):
     services.rule_update(rule=three_rules[0], data={"priority": 50})
     third = engine.execute(entry_point="banner", context={"name": "Cy"})
     # then the first two share one snapshot and the third has its own, in the new order
-    digests = [Execution.objects.get(pk=d.execution_id).ruleset_id for d in (first, second, third)]
+    digests = [
+        Execution.objects.get(pk=str(d.execution_id)).ruleset_id for d in (first, second, third)
+    ]
     assert digests[0] == digests[1] != digests[2]
     assert RulesetSnapshot.objects.count() == 2
     newest = RulesetSnapshot.objects.get(pk=digests[2])
@@ -175,7 +178,7 @@ def test_a_decision_that_writes_stores_its_snapshot_in_its_transaction(demo, dem
     # given the demo (its loyalty rule updates state, so the row is inserted with the update)
     decision = engine.execute(entry_point="checkout", context=demo_context)
     # then the row and its snapshot are both there, and the full list reads back
-    row = Execution.objects.get(pk=decision.execution_id)
+    row = Execution.objects.get(pk=str(decision.execution_id))
     assert row.ruleset_id is not None
     assert RulesetSnapshot.objects.filter(pk=row.ruleset_id).exists()
     assert selectors.execution_rule_results(execution=row) == decision.rule_results
