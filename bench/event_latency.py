@@ -448,6 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_DEBUG="0",
         LOG_LEVEL="WARNING",
+        VERDICT_CACHE_CHECK_INTERVAL=os.environ.get("VERDICT_CACHE_CHECK_INTERVAL", "0.1"),
         CELERY_BROKER_URL=os.environ.get("CELERY_BROKER_URL", redis_url),
         CELERY_PREFETCH_MULTIPLIER=str(args.prefetch),
         PYTHONUNBUFFERED="1",

@@ -105,6 +105,8 @@ def bench_env(
         DJANGO_DEBUG="false",
         DJANGO_SETTINGS_MODULE=settings_module,
         DATABASE_CONN_MAX_AGE=os.environ.get("DATABASE_CONN_MAX_AGE", "600"),
+        # As `make serve`: the generation stamp read at most every 100 ms per process.
+        VERDICT_CACHE_CHECK_INTERVAL=os.environ.get("VERDICT_CACHE_CHECK_INTERVAL", "0.1"),
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
         PYTHONUNBUFFERED="1",
     )
@@ -1515,6 +1517,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "settings": {
                 "DJANGO_DEBUG": "false",
                 "DATABASE_CONN_MAX_AGE": bench_env()["DATABASE_CONN_MAX_AGE"],
+                "VERDICT_CACHE_CHECK_INTERVAL": bench_env()["VERDICT_CACHE_CHECK_INTERVAL"],
                 "database": "PostgreSQL",
                 "cache": "Redis",
             },
