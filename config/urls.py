@@ -8,8 +8,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from config import frontend, ops
 from ingress.urls import root_urlpatterns as ingress_root
 from ingress.urls import router as ingress_router
+from rules_engine.api.views import ExecuteView
 
 urlpatterns = [
+    # First: the busiest route is matched before any other pattern is tried.
+    path("api/rules/engine/execute/", ExecuteView.as_view(), name="engine-execute"),
     path("admin/", admin.site.urls),
     *ingress_root,
     path("api/", include(ingress_router.urls)),

@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 NOW_VAR = "$now"
 
 
-@dataclass
+@dataclass(slots=True)
 class RuleResult:
     """How one rule fared: matched, not_matched, suppressed (cooldown), skipped or error."""
 
@@ -386,6 +386,10 @@ def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
     for rule, value in zip(rules, values, strict=True):
         if stopped:
             results.append(RuleResult(rule, "skipped"))
+            continue
+        if value is False and not rule.error:
+            # Most rules, most of the time: a plain false needs none of the checks below.
+            results.append(RuleResult(rule, "not_matched"))
             continue
         if rule.error:
             results.append(RuleResult(rule, "error", rule.error))

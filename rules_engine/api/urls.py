@@ -14,7 +14,7 @@ router.register("cooldowns", views.CooldownViewSet, basename="cooldown")
 router.register("rule-changes", views.RuleChangeViewSet, basename="rulechange")
 
 urlpatterns = [
-    path("rules/engine/execute/", views.ExecuteView.as_view(), name="engine-execute"),
+    # rules/engine/execute/ is routed first of all, in config/urls.py.
     path(
         "rules/engine/acknowledgements/",
         views.AcknowledgementView.as_view(),
