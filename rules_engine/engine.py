@@ -17,10 +17,12 @@ A dry run does steps 1-5 without writing anything (no updates, no audit row).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -50,6 +52,7 @@ from rules_engine.functions.builtins import format_instant
 from rules_engine.jsonlogic import RuleError, limits, trace, truthy
 from rules_engine.masking import mask_paths
 from rules_engine.models import Execution
+from rules_engine.rendering import FrozenContext, freeze_context
 from rules_engine.validation import validate_context
 
 logger = logging.getLogger(__name__)
@@ -231,7 +234,11 @@ def _decide(run: _Run, context: Any, *, started: float) -> Decision:
     effects, action_results = _dispatch(run, matched, data, context)
 
     # 5. render
-    template_context = context if state is None else {"state": state, **context}
+    template_context: Any = context if state is None else {"state": state, **context}
+    if sum("template" in effect for effect in effects) > 1:
+        # Copied into read-only form once for all the templates, not once per template.
+        with contextlib.suppress(TypeError):  # not JSON data: each render reports it
+            template_context = freeze_context(template_context)
     effects = [_render(ruleset, effect, template_context) for effect in effects]
 
     return Decision(
@@ -516,7 +523,7 @@ def _parse_time(value: Any) -> datetime:
 
 
 def _render(
-    ruleset: CompiledRuleset, effect: dict[str, Any], context: dict[str, Any]
+    ruleset: CompiledRuleset, effect: dict[str, Any], context: Mapping[str, Any] | FrozenContext
 ) -> dict[str, Any]:
     key = effect.get("template")
     if key is None:
