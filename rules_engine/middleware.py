@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_prometheus import middleware as prometheus
+from django_prometheus.utils import Time
 
 from config.logging import REQUEST_ID_HEADER, accept_request_id, bind_request_id, request_id_var
 
@@ -76,7 +77,22 @@ def _label_metric(metric: Any, labels: dict[str, Any]) -> Any:
 
 
 class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
-    """django-prometheus's request metrics, with each labelled child made once per process."""
+    """django-prometheus's request metrics, with each labelled child made once per process,
+    and the request's headers read from META (`request.headers` parses every header)."""
+
+    def process_request(self, request: Any) -> None:
+        """Count the request by method and transport, and its body size; start its timer."""
+        metrics = self.metrics
+        meta = request.META
+        self.label_metric(metrics.requests_by_method, request, method=self._method(request)).inc()
+        transport = self._transport(request)
+        self.label_metric(metrics.requests_by_transport, request, transport=transport).inc()
+        if meta.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
+            self.label_metric(metrics.requests_ajax, request).inc()
+        length = meta.get("CONTENT_LENGTH") or ""
+        size = int(length) if length.isdigit() else 0
+        self.label_metric(metrics.requests_body_bytes, request).observe(size)
+        request.prometheus_after_middleware_event = Time()
 
     def label_metric(self, metric: Any, request: Any, response: Any = None, **labels: Any) -> Any:
         """The child of `metric` for `labels`, memoised."""
