@@ -18,7 +18,9 @@ EVENTS_BENCH_REDIS_URL ?= redis://127.0.0.1:6379/12
 SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/verdict
 SERVE_REDIS_URL ?= redis://127.0.0.1:6379/0
 WEB_WORKERS ?= 2
-WEB_THREADS ?= 4
+# A decision waits for the commit of its audit row's batch; more threads per process share
+# each commit (bench/README.md, "Server shapes").
+WEB_THREADS ?= 16
 WORKER_CONCURRENCY ?= 2
 # Production: every web process re-reads the rule-set generation stamp at most every 100 ms
 # instead of on every request (a change is still served everywhere within the second).
