@@ -1291,7 +1291,9 @@ def print_table(summary: dict[str, dict[str, dict[str, Any]]], targets: dict[str
 # --- profiling ---------------------------------------------------------------------------------
 
 PROFILE_STEPS = (
-    ("whole request (Django + DRF + view)", "django/core/handlers/base.py", "get_response"),
+    ("whole request (Django + middleware + view)", "django/core/handlers/base.py", "get_response"),
+    ("  hot path (key, body, rate; DRF skipped)", "rules_engine/api/hot_path.py", "answer"),
+    ("    parsing and checking the body", "rules_engine/api/hot_path.py", "_body"),
     ("  DRF request parsing + body serializer", "rest_framework/serializers.py", "is_valid"),
     ("  engine.execute", "rules_engine/engine.py", "execute"),
     ("    1 load: generation check in Redis", "rules_engine/cache.py", "current_generation"),
