@@ -34,7 +34,7 @@ from lifecycle import selectors
 from lifecycle.evaluation import candidate_ruleset, decide, live_ruleset
 from lifecycle.models import BackfilledEvent, BackfillRun, Backtest, Label
 from lifecycle.reports import Report
-from rules_engine import engine
+from rules_engine import audit, engine
 from rules_engine.errors import ErrorDetail, InvalidContext, InvalidInput, NotFound
 from rules_engine.functions.lists import normalize_items
 from rules_engine.functions.models import NamedList
@@ -632,8 +632,7 @@ def _backfill_apply(event: Event, run: BackfillRun) -> engine.Decision | None:
             audit_rows=audit_rows,
             now=event.received_at,
         )
-        for row in audit_rows:
-            row.save(force_insert=True)
+        audit.insert_rows(audit_rows)  # with the rule-set snapshot the rows refer to
         BackfilledEvent.objects.create(run=run, event=event, execution_id=decision.execution_id)
     return decision
 

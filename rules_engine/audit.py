@@ -116,6 +116,7 @@ class AuditWriter:
         else:
             self.batches += 1
             self.rows += len(batch)
+            _remember_snapshots([p.row for p in batch if p.row is not None])
         for pending in batch:
             pending.done.set()
 
@@ -140,9 +141,11 @@ _JSON_ATTRS = frozenset(f.attname for f in _FIELDS if isinstance(f, models.JSONF
 
 # The rule-set snapshot an audit row refers to, carried on the unsaved row.
 _SNAPSHOT_ATTR = "_verdict_snapshot"
-# Digests of snapshots known to be committed (from this process), so a row's snapshot costs
-# one insert-or-ignore per process, not one per batch. Bounded: forgetting only costs a
-# harmless insert-or-ignore.
+# Digests of snapshots this process's audit writer has committed, so group-committed rows pay
+# one insert-or-ignore per rule set and process, not one per batch. Only the writer adds to it,
+# right after its own commit: rows inserted in a caller's transaction (which may still roll
+# back) always insert-or-ignore their snapshot. Bounded: forgetting only costs an extra
+# insert-or-ignore.
 _committed: set[str] = set()
 _committed_lock = threading.Lock()
 
@@ -160,7 +163,8 @@ def forget_snapshots() -> None:
 
 def _ensure_snapshots(rows: list[Execution], *, remembered: bool = True) -> None:
     """Insert (or ignore, if present) the snapshots the rows refer to, in the current
-    transaction; remembered once it commits. Raises DatabaseError."""
+    transaction, except those the writer already committed (unless `remembered` is False).
+    Raises DatabaseError."""
     snapshots = {}
     for row in rows:
         snapshot = getattr(row, _SNAPSHOT_ATTR, None)
@@ -176,13 +180,18 @@ def _ensure_snapshots(rows: list[Execution], *, remembered: bool = True) -> None
         ignore_conflicts=True,
     )
 
-    def remember() -> None:
-        with _committed_lock:
-            if len(_committed) > 10_000:
-                _committed.clear()
-            _committed.update(snapshots)
 
-    transaction.on_commit(remember)
+def _remember_snapshots(rows: list[Execution]) -> None:
+    """Note the snapshots of rows whose transaction has committed."""
+    digests = {
+        snapshot.digest
+        for row in rows
+        if (snapshot := getattr(row, _SNAPSHOT_ATTR, None)) is not None
+    }
+    with _committed_lock:
+        if len(_committed) > 10_000:
+            _committed.clear()
+        _committed.update(digests)
 
 
 def insert_rows(rows: list[Execution]) -> None:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from rules_engine import audit, engine, selectors, services
@@ -189,3 +189,17 @@ def test_the_executions_api_serves_every_rule_result(three_rules, api_client):
     staff_body = api_client.get(f"/api/executions/{decision.execution_id}/")
     assert staff_body.status_code == 200, staff_body.content
     assert staff_body.json()["rule_results"] == decision.rule_results
+
+
+def test_a_snapshot_rolled_back_with_its_callers_transaction_is_written_again(three_rules):
+    # given a decision made inside a caller's transaction that then rolls back
+    with pytest.raises(RuntimeError), transaction.atomic():
+        engine.execute(entry_point="banner", context={"name": "Ada"})
+        raise RuntimeError("the caller fails")
+    assert RulesetSnapshot.objects.count() == 0
+    # when the same rule set decides again, group-committed
+    decision = engine.execute(entry_point="banner", context={"name": "Bob"})
+    # then its row and its snapshot are both committed
+    row = Execution.objects.select_related("ruleset").get(pk=str(decision.execution_id))
+    assert row.ruleset is not None
+    assert selectors.execution_rule_results(execution=row) == decision.rule_results
