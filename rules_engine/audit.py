@@ -14,6 +14,7 @@ in their own transaction instead (see `engine.execute`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -116,7 +117,6 @@ class AuditWriter:
         else:
             self.batches += 1
             self.rows += len(batch)
-            _remember_snapshots([p.row for p in batch if p.row is not None])
         for pending in batch:
             pending.done.set()
 
@@ -141,11 +141,9 @@ _JSON_ATTRS = frozenset(f.attname for f in _FIELDS if isinstance(f, models.JSONF
 
 # The rule-set snapshot an audit row refers to, carried on the unsaved row.
 _SNAPSHOT_ATTR = "_verdict_snapshot"
-# Digests of snapshots this process's audit writer has committed, so group-committed rows pay
-# one insert-or-ignore per rule set and process, not one per batch. Only the writer adds to it,
-# right after its own commit: rows inserted in a caller's transaction (which may still roll
-# back) always insert-or-ignore their snapshot. Bounded: forgetting only costs an extra
-# insert-or-ignore.
+# Digests of snapshots known to be committed (noted when the transaction that inserted them
+# commits), so a rule set's snapshot costs one insert-or-ignore per process, not one per
+# decision. Bounded: forgetting only costs an extra insert-or-ignore.
 _committed: set[str] = set()
 _committed_lock = threading.Lock()
 
@@ -163,7 +161,7 @@ def forget_snapshots() -> None:
 
 def _ensure_snapshots(rows: list[Execution], *, remembered: bool = True) -> None:
     """Insert (or ignore, if present) the snapshots the rows refer to, in the current
-    transaction, except those the writer already committed (unless `remembered` is False).
+    transaction, except those known to be committed (unless `remembered` is False).
     Raises DatabaseError."""
     snapshots = {}
     for row in rows:
@@ -179,15 +177,12 @@ def _ensure_snapshots(rows: list[Execution], *, remembered: bool = True) -> None
         ],
         ignore_conflicts=True,
     )
+    # Not before the commit: a rolled-back snapshot must be inserted again next time.
+    transaction.on_commit(functools.partial(_remember_snapshots, frozenset(snapshots)))
 
 
-def _remember_snapshots(rows: list[Execution]) -> None:
-    """Note the snapshots of rows whose transaction has committed."""
-    digests = {
-        snapshot.digest
-        for row in rows
-        if (snapshot := getattr(row, _SNAPSHOT_ATTR, None)) is not None
-    }
+def _remember_snapshots(digests: frozenset[str]) -> None:
+    """Note snapshots whose inserting transaction has committed."""
     with _committed_lock:
         if len(_committed) > 10_000:
             _committed.clear()
