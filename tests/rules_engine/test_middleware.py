@@ -21,14 +21,7 @@ def sample(name: str, **labels: str) -> float:
 def test_a_request_is_counted_by_method_status_and_body_size(demo: Any, demo_context: Any) -> None:
     # given the counters before
     body = json.dumps({"entry_point": "checkout", "context": demo_context}).encode()
-    view = {"status": "200", "view": "engine-execute", "method": "POST"}
-    before = (
-        sample("django_http_requests_total_by_method_total", method="POST"),
-        sample("django_http_responses_total_by_status_view_method_total", **view),
-        sample("django_http_requests_body_total_bytes_sum"),
-        sample("django_http_requests_body_total_bytes_count"),
-        sample("django_http_requests_latency_seconds_by_view_method_count", **view_method()),
-    )
+    before = series()
     # when two executes are answered
     for _ in range(2):
         response = APIClient().post(
@@ -39,15 +32,18 @@ def test_a_request_is_counted_by_method_status_and_body_size(demo: Any, demo_con
         )
         assert response.status_code == 200
     # then each series moved by exactly those two requests
-    after = (
-        sample("django_http_requests_total_by_method_total", method="POST"),
-        sample("django_http_responses_total_by_status_view_method_total", **view),
-        sample("django_http_requests_body_total_bytes_sum"),
-        sample("django_http_requests_body_total_bytes_count"),
-        sample("django_http_requests_latency_seconds_by_view_method_count", **view_method()),
-    )
+    after = series()
     assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2, 2 * len(body), 2, 2]
 
 
-def view_method() -> dict[str, str]:
-    return {"view": "engine-execute", "method": "POST"}
+def series() -> tuple[float, ...]:
+    """Requests by method, responses by status/view/method, body bytes (sum, count) and the
+    latency histogram's count, for successful executes."""
+    view = {"view": "engine-execute", "method": "POST"}
+    return (
+        sample("django_http_requests_total_by_method_total", method="POST"),
+        sample("django_http_responses_total_by_status_view_method_total", status="200", **view),
+        sample("django_http_requests_body_total_bytes_sum"),
+        sample("django_http_requests_body_total_bytes_count"),
+        sample("django_http_requests_latency_seconds_by_view_method_count", **view),
+    )
