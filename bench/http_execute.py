@@ -122,7 +122,13 @@ def bench_env(
 def setup_django(env: dict[str, str] | None = None) -> None:
     """Make sure the services and the database exist, then set Django up on them and migrate."""
     env = env or bench_env()
-    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_DEBUG"):
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "DJANGO_DEBUG",
+        "VERDICT_CACHE_CHECK_INTERVAL",
+    ):
         os.environ[name] = env[name]
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     if env["DATABASE_URL"].startswith("postgres"):
