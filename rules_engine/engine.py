@@ -108,6 +108,7 @@ class Decision:
         """Every rule's result in its audit form, in evaluation order."""
         return [result.as_audit() for result in self.results]
 
+    @functools.cached_property
     def notable_results(self) -> list[dict[str, Any]]:
         """The audit form of the results other than `not_matched` (and of every rule under an
         experiment): what an audit row with a rule-set snapshot stores."""
@@ -557,7 +558,7 @@ def _count(ruleset: CompiledRuleset, decision: Decision, seconds: float) -> None
     metrics.child(metrics.decisions, ruleset.key, decision.outcome).inc()
     metrics.child(metrics.decision_seconds, ruleset.key).observe(seconds)
     # Rules that did not match are not counted, so the notable results are enough.
-    rule_failures = metrics.count_rule_outcomes(ruleset.key, decision.notable_results())
+    rule_failures = metrics.count_rule_outcomes(ruleset.key, decision.notable_results)
     action_failures = sum(1 for r in decision.action_results if r["status"] == "error")
     if rule_failures:
         metrics.rule_errors.labels(ruleset.key, "rule").inc(rule_failures)
@@ -590,7 +591,7 @@ def _audit_row(
         entry_point_id=ruleset.entry_point_id,
         outcome=decision.outcome,
         matched_rules=decision.matched_rules,
-        rule_results=decision.rule_results if snapshot is None else decision.notable_results(),
+        rule_results=decision.rule_results if snapshot is None else decision.notable_results,
         ruleset_id=None if snapshot is None else snapshot.digest,
         context_snapshot=mask_paths(context, ruleset.sensitive_paths),
         effects=decision.effects,

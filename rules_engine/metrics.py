@@ -104,12 +104,12 @@ scheduled_action_lateness_seconds = Histogram(
 _children: dict[tuple[Any, ...], Any] = {}
 
 
-def child(metric: Any, *values: str) -> Any:
-    """`metric.labels(*values)`, memoised per process."""
-    key = (metric, *values)
+def child(metric: Any, *values: str, **labels: str) -> Any:
+    """`metric.labels(*values)` or `metric.labels(**labels)`, memoised per process."""
+    key = (metric, *values, *sorted(labels.items()))
     found = _children.get(key)
     if found is None:
-        found = _children[key] = metric.labels(*values)
+        found = _children[key] = metric.labels(*values, **labels)
     return found
 
 

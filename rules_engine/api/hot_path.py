@@ -92,6 +92,8 @@ def answer(view: Any, request: HttpRequest) -> HttpResponse | None:
 def _body(request: HttpRequest) -> tuple[str, dict[str, Any], bool] | None:
     """(entry_point, context, dry_run) of a body the serializer would accept unchanged, or
     None (anything else, errors included, is left to DRF)."""
+    # `request.body` (kept so DRF can read the body again) would raise for a declared length
+    # over the limit before the parser could refuse it with 413: leave those to DRF.
     if int(request.META["CONTENT_LENGTH"]) > (settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 256 * 1024):
         return None
     try:
