@@ -50,7 +50,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -752,7 +752,7 @@ def run_wrk(
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection carrying one request at a time."""
 
-    def __init__(self, generator: _PacedGenerator) -> None:
+    def __init__(self, generator: PacedGenerator) -> None:
         self.generator = generator
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -803,9 +803,14 @@ class _Connection(asyncio.Protocol):
         self.generator.lost(self)
 
 
-class _PacedGenerator:
+class PacedGenerator:
     """Open-loop load: request i is due at t0 + i / rate whatever the server does; a request
-    waits for a free connection if all are busy, and its latency runs from its due time."""
+    waits for a free connection if all are busy, and its latency runs from its due time.
+
+    `on_send(i)` and `on_answer(i, status)` (optional) see each request go out and come back,
+    for callers that time requests themselves (bench/event_latency.py); `give_up=False` sends
+    every request even when the server falls behind.
+    """
 
     def __init__(
         self,
@@ -815,6 +820,10 @@ class _PacedGenerator:
         bodies: Sequence[bytes],
         connections: int,
         headers: dict[str, str] | None = None,
+        *,
+        on_send: Callable[[int], None] | None = None,
+        on_answer: Callable[[int, int], None] | None = None,
+        give_up: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -838,6 +847,9 @@ class _PacedGenerator:
         self.outstanding = 0
         self.done = asyncio.Event()
         self.loop = asyncio.get_running_loop()
+        self.on_send = on_send
+        self.on_answer = on_answer
+        self.give_up = give_up
 
     async def open(self) -> None:
         await asyncio.gather(*(self._connect() for _ in range(self.connections)))
@@ -854,6 +866,8 @@ class _PacedGenerator:
 
     def _send(self, connection: _Connection, index: int, intended: float) -> None:
         self.busy[connection] = index
+        if self.on_send is not None:
+            self.on_send(index)
         connection.send(self.requests[index % len(self.requests)], intended)
 
     def dispatch(self, index: int, intended: float) -> None:
@@ -864,7 +878,9 @@ class _PacedGenerator:
             self.waiting.append((index, intended))
 
     def answered(self, connection: _Connection, status: int, body: bytes) -> None:
-        self.busy.pop(connection, None)
+        index = self.busy.pop(connection, None)
+        if self.on_answer is not None and index is not None:
+            self.on_answer(index, status)
         self.latencies.append(time.perf_counter() - connection.intended)
         self.statuses[status] = self.statuses.get(status, 0) + 1
         if 200 <= status < 300:
@@ -876,8 +892,11 @@ class _PacedGenerator:
     def lost(self, connection: _Connection) -> None:
         with contextlib.suppress(ValueError):
             self.free.remove(connection)
-        if self.busy.pop(connection, None) is not None:
+        index = self.busy.pop(connection, None)
+        if index is not None:
             self.errors += 1
+            if self.on_answer is not None:
+                self.on_answer(index, -1)
             self._finished_one()
         if not self.done.is_set():
             self.loop.create_task(self._connect())
@@ -888,6 +907,8 @@ class _PacedGenerator:
             self.done.set()
 
     all_sent = False
+    # How long `run` waits for the answers still outstanding once every request is sent.
+    drain_seconds = 5.0
 
     async def run(self, rate: float, duration: float) -> tuple[int, float]:
         """Send on schedule; stop early once more than a second of requests waits for a free
@@ -896,7 +917,7 @@ class _PacedGenerator:
         # perf_counter, not loop.time(): uvloop's clock has millisecond steps.
         clock = time.perf_counter
         total = int(rate * duration)
-        start = clock() + 0.05
+        start = self.start = clock() + 0.05
         index = 0
         while index < total:
             now = clock()
@@ -910,16 +931,18 @@ class _PacedGenerator:
             while index < total and start + index / rate <= now:
                 self.dispatch(index, start + index / rate)
                 index += 1
-            if len(self.waiting) > rate:
+            if len(self.waiting) > rate and self.give_up:
                 self.overloaded = True
                 break
         self.all_sent = True
         if self.outstanding:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.done.wait(), timeout=5)
+                await asyncio.wait_for(self.done.wait(), timeout=self.drain_seconds)
         return index, clock() - start
 
     overloaded = False
+    # The perf_counter time request 0 was due (set by `run`).
+    start = 0.0
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -946,8 +969,8 @@ def run_paced(
 
         uvloop.install()
 
-    async def main() -> tuple[_PacedGenerator, int, float]:
-        generator = _PacedGenerator("127.0.0.1", port, path, bodies, connections, headers)
+    async def main() -> tuple[PacedGenerator, int, float]:
+        generator = PacedGenerator("127.0.0.1", port, path, bodies, connections, headers)
         await generator.open()
         sent, elapsed = await generator.run(rate, duration)
         for connection in [*generator.free, *generator.busy]:

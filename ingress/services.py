@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +32,6 @@ from rules_engine import audit, engine
 from rules_engine.actions.base import subject_to_str
 from rules_engine.cache import one_generation, rulesets
 from rules_engine.errors import InvalidContext, InvalidInput, NotFound
-from rules_engine.models import Execution
 from rules_engine.validation import validate_context
 from scheduling.models import ScheduledAction
 
@@ -48,7 +48,9 @@ def _lock_source_key(source: str, key: str) -> None:
     """Serialise accept and cancel-by-key of one (source, key) until the transaction ends.
 
     Without it a cancellation could look for the event just before the event commits and be
-    stored as "early" just after, and never be applied. SQLite serialises writers anyway.
+    stored as "early" just after, and never be applied. Accepting takes the same lock inside
+    the database function `ingress_accept_event` (migration ingress 0002): keep the two keys
+    alike. SQLite serialises writers anyway.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -135,16 +137,23 @@ def event_accept(
         parent_id=parent_id,
     )
     try:
-        with transaction.atomic():
-            _lock_source_key(source, key)
+        # Inside a caller's transaction (an emitted event) a savepoint keeps a failed insert
+        # from aborting it; on its own the insert is one statement and needs none.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
             created = _insert(event)
-            if created and event.status == Event.Status.RECEIVED:
-                transaction.on_commit(_ring)
     except IntegrityError:
         created = False
+    if created and event.status == Event.Status.RECEIVED:
+        # At once outside a transaction; after the caller's commit inside one.
+        transaction.on_commit(_ring)
     if not created:
         # Stored before (or by a concurrent accept of the same key, which won).
-        return Event.objects.get(source=source, key=key), False
+        stored = Event.objects.get(source=source, key=key)
+        if stored.status == Event.Status.RECEIVED:
+            # Its accepter may have died between commit and doorbell (a stream consumer
+            # killed mid-accept, whose entry is now redelivered): ring for it.
+            transaction.on_commit(_ring)
+        return stored, False
     return event, True
 
 
@@ -152,60 +161,36 @@ def _stored(source: str, key: str) -> Event | None:
     return Event.objects.filter(source=source, key=key).order_by().first()
 
 
-_INSERT_SQL = """
-WITH early AS (
-    DELETE FROM ingress_pendingcancellation WHERE source = %(source)s AND key = %(key)s
-    RETURNING reason
-)
-INSERT INTO ingress_event (
-    id, type, source, key, subject, payload, status, depth, parent_id, execution_id, error,
-    cancel_reason, attempts, received_at, updated_at, processed_at, finished_at
-)
-SELECT %(id)s, %(type)s, %(source)s, %(key)s, %(subject)s, %(payload)s,
-       CASE WHEN early.reason IS NULL THEN 'received' ELSE 'cancelled' END,
-       %(depth)s, %(parent_id)s, NULL, '', COALESCE(early.reason, ''), 0, %(now)s, %(now)s,
-       NULL, CASE WHEN early.reason IS NULL THEN NULL ELSE %(now)s END
-FROM (SELECT 1) AS one LEFT JOIN early ON true
-ON CONFLICT (source, key) DO NOTHING
-RETURNING status, cancel_reason
-"""
+# One round trip: the function (migration ingress 0002) takes the (source, key) lock, consumes
+# an early cancellation and inserts the row, in the caller's transaction or its own.
+_ACCEPT_SQL = "SELECT * FROM ingress_accept_event(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 def _insert(event: Event) -> bool:
     """Insert `event` (applying an early cancellation); False when (source, key) exists.
 
-    Call holding the (source, key) lock. On PostgreSQL one statement consumes the early
-    cancellation and inserts the row (the ORM route costs three statements and most of an
-    accept's CPU); elsewhere the ORM does the same in steps. Sets the instance's status,
-    cancel_reason and timestamps.
+    On PostgreSQL one function call takes the (source, key) lock, consumes the early
+    cancellation and inserts the row, so an accept outside a transaction is one round trip
+    (a transaction with the lock and the ORM's statements cost four, and most of an accept's
+    CPU); elsewhere (SQLite serialises writers) the ORM does the same in steps, in a
+    transaction. Sets the instance's status, cancel_reason and timestamps.
     """
     now = timezone.now()
     if connection.vendor != "postgresql":
-        if _stored(event.source, event.key) is not None:
-            return False
-        early = PendingCancellation.objects.filter(source=event.source, key=event.key).first()
-        if early is not None:
-            event.status, event.cancel_reason = Event.Status.CANCELLED, early.reason
-            event.finished_at = now
-            early.delete()
-        event.save(force_insert=True)
+        with transaction.atomic():
+            if _stored(event.source, event.key) is not None:
+                return False
+            early = PendingCancellation.objects.filter(source=event.source, key=event.key).first()
+            if early is not None:
+                event.status, event.cancel_reason = Event.Status.CANCELLED, early.reason
+                event.finished_at = now
+                early.delete()
+            event.save(force_insert=True)
         return True
     payload = Event._meta.get_field("payload").get_db_prep_save(event.payload, connection)
+    params = [event.pk, event.type, event.source, event.key, event.subject, payload]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_SQL,
-            {
-                "id": event.pk,
-                "type": event.type,
-                "source": event.source,
-                "key": event.key,
-                "subject": event.subject,
-                "payload": payload,
-                "depth": event.depth,
-                "parent_id": event.parent_id,
-                "now": now,
-            },
-        )
+        cursor.execute(_ACCEPT_SQL, [*params, event.depth, event.parent_id, now])
         inserted = cursor.fetchone()
     if inserted is None:
         return False
@@ -369,44 +354,63 @@ def events_decide(*, event_ids: list[str]) -> list[Event]:
     error (a bug) leaves it processing for `event_recover` to retry after the lease, and the
     others are still decided. A database outage raises (nothing commits; recovery retries).
     Returns the events decided or failed. Writes Event, Execution and whatever the actions
-    write.
+    write. The batch is first decided without savepoints (engine.Batch, optimistic) and only
+    decided again with them when a decision needed one.
     """
+    try:
+        return _decide_batch(event_ids, optimistic=True)
+    except engine.BatchRetry as exc:
+        # Rare (an action failed after writing): the batch again, with a savepoint per
+        # decision and per writing action, so that failure is recorded as usual.
+        logger.info("deciding events %s again with savepoints: %s", event_ids, exc)
+        return _decide_batch(event_ids, optimistic=False)
+
+
+def _decide_batch(event_ids: list[str], *, optimistic: bool) -> list[Event]:
+    """One transaction of `events_decide`; optimistic: without savepoints (engine.Batch)."""
     decided: list[Event] = []
-    audit_rows: list[Execution] = []
-    with transaction.atomic(), one_generation():
-        events = list(
-            Event.objects.select_for_update()
-            .filter(pk__in=event_ids, status=Event.Status.PROCESSING)
-            .order_by("received_at")
-        )
-        for event in events:
-            try:
-                decision = engine.execute(
-                    entry_point=event.type,
-                    context=event.payload,
-                    caller=f"event:{event.source}",
-                    request_id=str(event.pk),
-                    event=engine.EventRef(str(event.pk), event.depth),
-                    audit_rows=audit_rows,
-                    # Rules read the event's arrival as `$now`, however late it is decided.
-                    now=event.received_at,
-                )
-            except (NotFound, InvalidInput) as exc:
-                event.status = Event.Status.FAILED
-                event.error = (exc.message if isinstance(exc, NotFound) else str(exc))[:2000]
-            except (OperationalError, InterfaceError):
-                raise
-            except Exception:
-                logger.exception("event %s could not be decided; retried after the lease", event.pk)
-                continue
-            else:
-                waiting = any(r.get("status") == "scheduled" for r in decision.action_results)
-                event.execution_id = decision.execution_id
-                event.status = Event.Status.WAITING if waiting else Event.Status.COMPLETED
-            decided.append(event)
-        # One COPY for the batch's audit rows (the ORM would send one INSERT each).
-        audit.insert_rows(audit_rows)
-        _store_outcomes(decided, now=timezone.now())
+    batch = engine.Batch(optimistic=optimistic)
+    try:
+        with transaction.atomic(), one_generation():
+            events = list(
+                Event.objects.select_for_update()
+                .filter(pk__in=event_ids, status=Event.Status.PROCESSING)
+                .order_by("received_at")
+            )
+            for event in events:
+                try:
+                    decision = engine.execute(
+                        entry_point=event.type,
+                        context=event.payload,
+                        caller=f"event:{event.source}",
+                        request_id=str(event.pk),
+                        event=engine.EventRef(str(event.pk), event.depth),
+                        batch=batch,
+                        # Rules read the event's arrival as `$now`, however late it is decided.
+                        now=event.received_at,
+                    )
+                except (NotFound, InvalidInput) as exc:
+                    event.status = Event.Status.FAILED
+                    event.error = (exc.message if isinstance(exc, NotFound) else str(exc))[:2000]
+                except (engine.BatchRetry, OperationalError, InterfaceError):
+                    raise
+                except Exception:
+                    logger.exception(
+                        "event %s could not be decided; retried after the lease", event.pk
+                    )
+                    continue
+                else:
+                    waiting = any(r.get("status") == "scheduled" for r in decision.action_results)
+                    event.execution_id = decision.execution_id
+                    event.status = Event.Status.WAITING if waiting else Event.Status.COMPLETED
+                decided.append(event)
+            # One COPY for the batch's audit rows (the ORM would send one INSERT each).
+            audit.insert_rows(batch.audit_rows)
+            _store_outcomes(decided, now=timezone.now())
+    except BaseException:
+        # Nothing of the batch committed: its decisions' cooldowns must not hold.
+        batch.release()
+        raise
     return decided
 
 

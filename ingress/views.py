@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from access.permissions import KeyScopeOrStaff, ScopeOrModelPermission, require_entry_point
-from ingress import selectors, services
+from ingress import hot_path, selectors, services
 from ingress.models import Event
 from ingress.serializers import (
     CancelByKeySerializer,
@@ -26,6 +26,7 @@ from ingress.serializers import (
 from rules_engine.api.parsers import SafeJSONParser
 from rules_engine.api.schema import error_responses
 from rules_engine.api.views import OpenJSONView
+from rules_engine.cache import one_generation
 from rules_engine.errors import NotFound
 
 
@@ -64,9 +65,21 @@ EVENT_SCOPES = {"GET": ("events", "read"), "HEAD": ("events", "read"), "*": ("ev
 
 
 class NewEventView(OpenJSONView):
-    """POST /new-event: accept an event (202 with its id; 200 for a known source+key)."""
+    """POST /new-event: accept an event (202 with its id; 200 for a known source+key).
+
+    The common call (API key, plain JSON body) is answered by `hot_path.answer` without DRF's
+    dispatch; everything else, refusals included, by DRF.
+    """
 
     key_scopes = EVENT_SCOPES
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        """The hot path when it applies, else DRF's dispatch (one generation-stamp read)."""
+        with one_generation():
+            response = hot_path.answer(self, request)
+            if response is not None:
+                return response
+            return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(operation_id="new_event", **_ACCEPT_SCHEMA)
     def post(self, request: Request) -> Response:
@@ -103,6 +116,16 @@ class EventViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Ge
     parser_classes = [SafeJSONParser]
     lookup_value_regex = "[0-9a-f-]{36}"
     key_scopes = EVENT_SCOPES
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        """Accepting an event takes the hot path when it applies (see NewEventView)."""
+        if getattr(self, "action_map", {}).get("post") == "create":
+            with one_generation():
+                response = hot_path.answer(self, request)
+                if response is not None:
+                    return response
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     def get_permissions(self) -> list[Any]:
         if self.action == "list":

@@ -622,17 +622,17 @@ def _backfill_apply(event: Event, run: BackfillRun) -> engine.Decision | None:
         Event.objects.select_for_update().filter(pk=event.pk).first()
         if BackfilledEvent.objects.filter(run=run, event_id=event.pk).exists():
             return None
-        audit_rows: list[Execution] = []
+        batch = engine.Batch()
         decision = engine.execute(
             entry_point=event.type,
             context=event.payload,
             caller="backfill",
             request_id=f"{run.key}:{event.pk}",
             event=engine.EventRef(str(event.pk), event.depth),
-            audit_rows=audit_rows,
+            batch=batch,
             now=event.received_at,
         )
-        audit.insert_rows(audit_rows)  # with the rule-set snapshot the rows refer to
+        audit.insert_rows(batch.audit_rows)  # with the rule-set snapshot the rows refer to
         BackfilledEvent.objects.create(run=run, event=event, execution_id=decision.execution_id)
     return decision
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -137,6 +137,36 @@ class EventRef:
     depth: int = 0
 
 
+class BatchRetry(Exception):
+    """An optimistic batch cannot go on: decide its events again, with savepoints.
+
+    Raised by `execute` in an optimistic batch when a decision fails after it wrote (or a
+    database statement failed): without a savepoint its writes cannot be undone alone.
+    """
+
+
+@dataclass
+class Batch:
+    """Several decisions in one caller's transaction (event processing, backfills).
+
+    The caller inserts `audit_rows` itself before it commits, and calls `release` when the
+    transaction rolls back, so the cooldowns the batch's decisions claimed do not hold for
+    decisions that never happened. An `optimistic` batch opens no savepoint per decision and
+    per writing action (each costs two statements): a failure that a savepoint would have
+    contained raises BatchRetry instead, and the caller rolls back and decides again with a
+    batch that is not optimistic, which records such failures as the single call does.
+    """
+
+    optimistic: bool = False
+    audit_rows: list[Execution] = field(default_factory=list)
+    cooldowns: list[tuple[str, str]] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Free the cooldowns claimed by the batch's decisions (its transaction rolled back)."""
+        _release_claimed(self.cooldowns)
+        self.cooldowns.clear()
+
+
 @dataclass
 class _Run:
     """Per-decision state threaded through the steps (ids, mode, cooldowns to undo)."""
@@ -145,6 +175,7 @@ class _Run:
     dry_run: bool
     execution_id: str | None
     event: EventRef | None
+    optimistic: bool = False
     subject: str | None = None
     claimed_cooldowns: list[tuple[str, str]] = field(default_factory=list)
     # Whether an action wrote rows; such decisions keep their audit row in their transaction.
@@ -161,7 +192,7 @@ def execute(
     caller: str = "",
     request_id: str = "",
     event: EventRef | None = None,
-    audit_rows: list[Execution] | None = None,
+    batch: Batch | None = None,
     now: datetime | None = None,
 ) -> Decision:
     """Decide for one context at one entry point, and audit the decision.
@@ -172,8 +203,9 @@ def execute(
     InvalidContext with every schema error and its JSON path. Writes the actions' updates,
     scheduled actions, deliveries and one Execution row in one transaction (nothing when
     dry_run). Called inside a caller's transaction (event processing) it joins it; a caller
-    deciding many events in one transaction passes `audit_rows` and inserts the collected
-    Execution rows itself, together, before it commits.
+    deciding many events in one transaction passes a `batch` (see Batch) and inserts the
+    collected Execution rows itself, together, before it commits. In an optimistic batch it
+    raises BatchRetry where a savepoint would have been needed.
     """
     started = time.perf_counter()
 
@@ -182,13 +214,18 @@ def execute(
     if ruleset is None:
         raise NotFound("unknown_entry_point", f"no active entry point {entry_point!r}")
 
-    run = _Run(ruleset, dry_run, None if dry_run else str(uuid.uuid4()), event)
+    in_callers_transaction = transaction.get_connection().in_atomic_block
+    batch = batch if in_callers_transaction else None
+    optimistic = batch is not None and batch.optimistic
+    run = _Run(ruleset, dry_run, None if dry_run else str(uuid.uuid4()), event, optimistic)
     if now is not None:
         run.now = now
-    in_callers_transaction = transaction.get_connection().in_atomic_block
     # A rule set none of whose actions can write needs no transaction around the decision:
     # its only write is the audit row, which group commit batches with other requests' rows.
-    needs_transaction = ruleset.may_write or in_callers_transaction or not _group_enabled()
+    # An optimistic batch needs no savepoint: it is redone as a whole if a decision fails.
+    needs_transaction = not optimistic and (
+        ruleset.may_write or in_callers_transaction or not _group_enabled()
+    )
     try:
         with transaction.atomic() if needs_transaction else nullcontext():
             # 2.-5. validate, evaluate, dispatch, render
@@ -198,8 +235,8 @@ def execute(
             row = None if dry_run else _audit_row(ruleset, decision, context, caller, request_id)
             group = row is not None and _group_commit(run, in_callers_transaction)
             if row is not None and not group:
-                if audit_rows is not None and in_callers_transaction:
-                    audit_rows.append(row)
+                if batch is not None:
+                    batch.audit_rows.append(row)
                 else:
                     audit.insert_rows([row])
 
@@ -207,10 +244,15 @@ def execute(
         # rows of concurrent requests (one INSERT per batch); answered only once committed.
         if row is not None and group:
             audit.writer.write(row)
-    except BaseException:
+    except BaseException as exc:
         # The decision did not happen, so the cooldowns it started must not hold.
-        _release_cooldowns(run)
+        _release_claimed(run.claimed_cooldowns)
+        if optimistic and (run.wrote or isinstance(exc, DatabaseError)):
+            # Its writes (or an aborted transaction) cannot be undone without the batch.
+            raise BatchRetry(f"{type(exc).__name__}: {exc}") from exc
         raise
+    if batch is not None:
+        batch.cooldowns += run.claimed_cooldowns
     if not dry_run:
         _count(ruleset, decision, time.perf_counter() - started)
     return decision
@@ -435,8 +477,8 @@ def _cooling_down(run: _Run, rule: CompiledRule, data: dict[str, Any]) -> bool:
     return True
 
 
-def _release_cooldowns(run: _Run) -> None:
-    for rule_id, key in run.claimed_cooldowns:
+def _release_claimed(claimed: list[tuple[str, str]]) -> None:
+    for rule_id, key in claimed:
         try:
             cooldowns.store().release(rule_id, key)
         except Exception:
@@ -470,18 +512,22 @@ def _dispatch(
                 "action_index": index,
                 "type": action.type,
             }
+            writes = not run.dry_run and (action.delayed or action.handler.writes)
             try:
                 if action.delayed:
                     action_results.append({**row, **_schedule(run, ctx, action, context)})
                     continue
-                if action.handler.writes and not run.dry_run:
+                if writes:
                     run.wrote = True
-                    # A savepoint keeps a failed write from poisoning the decision's transaction.
-                    with transaction.atomic():
+                    # A savepoint keeps a failed write from poisoning the decision's
+                    # transaction (an optimistic batch is redone with savepoints instead).
+                    with nullcontext() if run.optimistic else transaction.atomic():
                         outcome = action.run(ctx)
                 else:
                     outcome = action.run(ctx)
-            except Exception as exc:  # noqa: BLE001  (recorded; other actions still run)
+            except Exception as exc:  # recorded; other actions still run
+                if run.optimistic and (writes or isinstance(exc, DatabaseError)):
+                    raise
                 logger.warning("action %s of rule %s failed: %s", index, rule.id, exc)
                 action_results.append({**row, "status": "error", "error": str(exc)})
                 continue

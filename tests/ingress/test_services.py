@@ -16,7 +16,7 @@ from ingress.models import Event, PendingCancellation
 from rules_engine import services as rule_services
 from rules_engine.errors import InvalidContext, NotFound
 from rules_engine.functions import registry as functions
-from rules_engine.models import Execution, Rule
+from rules_engine.models import Execution, Rule, SubjectState
 from scheduling.models import ScheduledAction
 
 LATER = {"type": "display_message", "params": {"template": "large-order"}, "delay_seconds": 3600}
@@ -383,3 +383,68 @@ def test_accepting_a_burst_rings_once_and_processing_clears_the_doorbell(
     assert published == ["task", "task"]
     # (no task was really published: clear the mark so later tests' events are not held back)
     cache.delete(services.DOORBELL_KEY)
+
+
+@pytest.mark.django_db
+def test_a_write_that_fails_in_a_batch_is_undone_and_recorded_as_a_single_call_would(
+    demo, demo_context, monkeypatch, caplog
+):
+    # given two events for customers 1 and 2 in one batch, the free shipping rule cooled down
+    # per customer, and an update action that fails after writing for customer 2
+    rule_services.rule_update(
+        rule=Rule.objects.get(name="Free shipping banner"), data={"cooldown_seconds": 3600}
+    )
+    from rules_engine.actions.update import Update
+
+    write_then_fail = Update.run
+
+    def run(self: Update, prepared: Any, ctx: Any) -> Any:
+        outcome = write_then_fail(self, prepared, ctx)
+        if ctx.subject == "2":
+            raise RuntimeError("disk full")
+        return outcome
+
+    monkeypatch.setattr(Update, "run", run)
+    first = accept({**demo_context, "user": {**demo_context["user"], "id": 1}}, key="one")
+    second = accept({**demo_context, "user": {**demo_context["user"], "id": 2}}, key="two")
+    # when the batch is decided (without savepoints first, then again with them)
+    with caplog.at_level("INFO", logger="ingress.services"):
+        decided = services.events_process_pending()
+    # then both completed, the failed write left nothing behind and is recorded as an error
+    assert decided == [str(first.pk), str(second.pk)]
+    assert "again with savepoints: RuntimeError: disk full" in caplog.text
+    assert [e.status for e in Event.objects.order_by("received_at")] == ["completed"] * 2
+    assert dict(SubjectState.objects.values_list("subject", "attributes")) == {
+        "1": {"checkout_count": 1, "last_cart_total": 120.5}
+    }
+    failed = Execution.objects.get(events__pk=second.pk)
+    assert [(r["type"], r["status"], r.get("error")) for r in failed.action_results][-2:] == [
+        ("update", "error", "disk full"),
+        ("display_message", "ok", None),
+    ]
+    # and the first pass's cooldown claims were given back: both customers got free shipping
+    # once, in the pass that committed
+    for event in (first, second):
+        execution = Execution.objects.get(events__pk=event.pk)
+        assert "Free shipping banner" in [r["name"] for r in execution.matched_rules]
+
+
+@pytest.mark.django_db
+def test_a_batch_without_failures_opens_no_savepoint(demo, demo_context):
+    # given three received events (the demo's rules write subject state)
+    for i in range(3):
+        accept({**demo_context, "user": {**demo_context["user"], "id": i}}, key=f"sp-{i}")
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, *args)
+
+    # when they are decided
+    with connection.execute_wrapper(record):
+        decided = services.events_process_pending()
+    # then all three completed, and the only savepoint is the batch's transaction itself
+    # (a savepoint here because the test runs inside a transaction), not one per decision
+    assert len(decided) == 3
+    assert [s.split()[0] for s in statements if "SAVEPOINT" in s] == ["SAVEPOINT", "RELEASE"]
+    assert SubjectState.objects.count() == 3
