@@ -115,6 +115,14 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
         "DATABASE_SERVER_SIDE_BINDING", True
     )
+    # A statement run 5 times on a connection becomes a prepared statement: PostgreSQL stops
+    # parsing and planning it every time (most of the database's CPU for the short statements
+    # of a decision). Django turns this off for the sake of transaction-pooling PgBouncer
+    # (before 1.21); set DATABASE_PREPARE_THRESHOLD to "off" behind one.
+    _prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+        None if _prepare in ("", "off", "none") else int(_prepare)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

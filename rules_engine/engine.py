@@ -22,7 +22,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -394,6 +394,22 @@ def run_delayed_action(*, scheduled: Any) -> dict[str, Any]:
 def _prepared_spec(spec_json: bytes) -> PreparedAction:
     # Delayed actions of one rule version share their spec: validate and compile it once.
     return registry.prepare(orjson.loads(spec_json), "$")
+
+
+@contextlib.contextmanager
+def reading_ahead(decisions: Iterable[tuple[str, Any]]) -> Iterator[None]:
+    """Within the block, decisions on these (entry point, context) pairs read their subjects'
+    state, acknowledgements and preferences from three queries made now, instead of up to
+    three each (a batch of events decided in one transaction)."""
+    subjects: set[str] = set()
+    for entry_point, context in decisions:
+        ruleset = rulesets.get(entry_point)
+        if ruleset is not None and isinstance(context, dict):
+            with contextlib.suppress(Exception):  # the decision reports it, if it matters
+                if subject := _subject_of(ruleset, context):
+                    subjects.add(subject)
+    with selectors.subjects_read_ahead(subjects=subjects):
+        yield
 
 
 def _subject_of(ruleset: CompiledRuleset, context: Any) -> str | None:

@@ -212,6 +212,8 @@ class Acknowledgement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["ack_key", "subject"], name="ack_unique_subject_key")
         ]
+        # A batch of event decisions reads its subjects' acknowledgements in one query.
+        indexes = [models.Index(fields=["subject"], name="ack_subject")]
 
     def __str__(self) -> str:
         return f"{self.subject} accepted {self.ack_key}"
@@ -236,6 +238,8 @@ class Preference(models.Model):
                 fields=["preference_key", "subject"], name="pref_unique_subject_key"
             )
         ]
+        # A batch of event decisions reads its subjects' preferences in one query.
+        indexes = [models.Index(fields=["subject"], name="pref_subject")]
 
     def __str__(self) -> str:
         return f"{self.subject}: {self.preference_key}={self.value!r}"

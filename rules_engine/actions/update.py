@@ -180,6 +180,8 @@ def _update_subject_state(
     if dry_run:
         current = selectors.subject_state_attributes(subject=subject)
         return {name: current.get(name) for name in values}, dict(values)
+    # A batch's decisions read the state ahead: a later one about this subject reads it anew.
+    selectors.subject_state_written(subject=subject)
     if connection.vendor == "postgresql":
         return _upsert_subject_state(subject, values), dict(values)
     # Locks the row so concurrent decisions about one subject apply updates in turn.
@@ -190,13 +192,25 @@ def _update_subject_state(
     return {name: current.get(name) for name in values}, dict(values)
 
 
+# The old row is locked and read first, and the UPDATE returns it: an upsert's RETURNING
+# cannot see it (a locking read of a row the same statement changed finds nothing, so every
+# `before` came back empty). A subject without a row gets one (ON CONFLICT: a concurrent
+# first write merges instead of failing).
 _UPSERT_SQL = """
-WITH old AS (SELECT attributes FROM {table} WHERE subject = %(subject)s FOR UPDATE)
-INSERT INTO {table} AS s (subject, attributes, updated_at)
-VALUES (%(subject)s, %(values)s::jsonb, now())
-ON CONFLICT (subject) DO UPDATE
-    SET attributes = s.attributes || EXCLUDED.attributes, updated_at = EXCLUDED.updated_at
-RETURNING (SELECT attributes FROM old)
+WITH old AS (
+    SELECT id, attributes FROM {table} WHERE subject = %(subject)s FOR UPDATE
+), changed AS (
+    UPDATE {table} AS s SET attributes = s.attributes || %(values)s::jsonb, updated_at = now()
+    FROM old WHERE s.id = old.id
+    RETURNING old.attributes AS before
+), added AS (
+    INSERT INTO {table} AS s (subject, attributes, updated_at)
+    SELECT %(subject)s, %(values)s::jsonb, now() WHERE NOT EXISTS (SELECT 1 FROM old)
+    ON CONFLICT (subject) DO UPDATE
+        SET attributes = s.attributes || EXCLUDED.attributes, updated_at = EXCLUDED.updated_at
+    RETURNING NULL::jsonb AS before
+)
+SELECT before FROM changed UNION ALL SELECT before FROM added
 """
 
 

@@ -448,3 +448,46 @@ def test_a_batch_without_failures_opens_no_savepoint(demo, demo_context):
     assert len(decided) == 3
     assert [s.split()[0] for s in statements if "SAVEPOINT" in s] == ["SAVEPOINT", "RELEASE"]
     assert SubjectState.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_batch_reads_its_subjects_ahead_once_and_sees_its_own_writes(demo, demo_context):
+    # given customer 1 accepted the terms earlier, and three events: customers 1, 2, then 1 again
+    from rules_engine.models import Acknowledgement
+
+    Acknowledgement.objects.create(ack_key="age-check-v1", subject="1", entry_point=demo)
+    for number, customer in enumerate([1, 2, 1]):
+        accept(
+            {**demo_context, "user": {**demo_context["user"], "id": customer}}, key=f"ra-{number}"
+        )
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, *args)
+
+    # when they are decided in one batch
+    with connection.execute_wrapper(record):
+        services.events_process_pending()
+    # then the acknowledgements were read once for the batch, and once more for customer 1,
+    # whose state the first decision wrote (so the third decision reads it anew)
+    reads = [s for s in statements if "FROM rules_engine_acknowledgement" in s]
+    assert ["ANY(" in s for s in reads] == [True, False]
+    # and the third decision counted on from the first one's write
+    updates = [
+        next(r for r in execution.action_results if r["type"] == "update")
+        for execution in (Execution.objects.get(events__key=f"ra-{number}") for number in range(3))
+    ]
+    assert [
+        (u["subject"], u["before"]["checkout_count"], u["after"]["checkout_count"]) for u in updates
+    ] == [
+        ("1", None, 1),
+        ("2", None, 1),
+        ("1", 1, 2),
+    ]
+    # and the terms customer 1 accepted were found ahead and again
+    acks = [
+        next(r for r in execution.action_results if r["type"] == "user_acknowledge")["acknowledged"]
+        for execution in (Execution.objects.get(events__key=f"ra-{number}") for number in range(3))
+    ]
+    assert acks == [True, False, True]

@@ -121,6 +121,12 @@ def test_update_writes_state_that_rules_read_back(demo, demo_context):
         "checkout_count": 2,
         "last_cart_total": 120.5,
     }
+    # and the audit shows the values the second update replaced
+    [update] = [r for r in second.action_results if r["type"] == "update"]
+    assert (update["before"], update["after"]) == (
+        {"checkout_count": 1, "last_cart_total": 120.5},
+        {"checkout_count": 2, "last_cart_total": 120.5},
+    )
 
 
 def test_dry_run_writes_nothing(demo, demo_context):
