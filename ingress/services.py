@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -76,12 +78,42 @@ def _publish_processing() -> bool:
     return True
 
 
+# Set by events_ringing_together: [rung once, an accept since then waits for the last ring].
+_ringing_together: ContextVar[list[bool] | None] = ContextVar("ringing_together", default=None)
+
+
+@contextmanager
+def events_ringing_together() -> Iterator[None]:
+    """Within the block, accepted events ring the doorbell right after the first accept and
+    once more when the block ends (if more came), not once each.
+
+    For a stream consumer's batch: one Redis round trip per batch instead of one per event.
+    Safe because ringing covers every event committed before it (see `_ring`): the last ring
+    covers the batch. An event committed in between waits for that ring only if no task was
+    at work, and a batch takes milliseconds.
+    """
+    state = [False, False]
+    token = _ringing_together.set(state)
+    try:
+        yield
+    finally:
+        _ringing_together.reset(token)
+        if state[1]:
+            _ring()
+
+
 def _ring() -> None:
     """Make sure a processing task is on its way for the events committed so far.
 
     Publishes only when the doorbell mark was not set (cache `add` is atomic), so a burst of
     events costs one message, not one per event. A cache outage publishes anyway.
     """
+    together = _ringing_together.get()
+    if together is not None:
+        if together[0]:
+            together[1] = True  # the block's last ring covers this event
+            return
+        together[0] = True
     expiry = int(_setting("EVENT_DOORBELL_SECONDS", 2))
     # Unreachable cache: publish anyway (a spare task finds nothing; a missing one waits).
     if _first_in(DOORBELL_KEY, seconds=expiry, unreachable=True) and not _publish_processing():

@@ -202,6 +202,42 @@ def test_duplicate_message_returns_the_stored_event(
     assert pending(client, names) == []
 
 
+def test_a_batch_is_acked_together_and_rings_the_doorbell_at_most_twice(
+    client, names, demo, demo_context, publish_checkout, monkeypatch
+):
+    # given four event messages, a consumer that counts its XACK calls, and a count of the
+    # doorbell rings that reach the shared cache
+    from ingress import services
+
+    rings: list[str] = []
+    first_in = services._first_in
+
+    def counted_first_in(key: str, **options: Any) -> bool:
+        rings.append(key)
+        return first_in(key, **options)
+
+    monkeypatch.setattr(services, "_first_in", counted_first_in)
+    consumer = make_consumer(client, names)
+    xacks: list[tuple[Any, ...]] = []
+    xack = consumer.client.xack
+
+    def counted_xack(*args: Any) -> Any:
+        xacks.append(args[2:])
+        return xack(*args)
+
+    monkeypatch.setattr(consumer.client, "xack", counted_xack)
+    ids = [publish_checkout(f"order-{n}") for n in range(4)]
+    # when it handles them in one round
+    handled = consumer.run_once()
+    # then all four were accepted, acked by one XACK after their rows committed, and the
+    # doorbell rang for the first and once more for the rest
+    assert handled == [Handled(i, Outcome.ACCEPTED) for i in ids]
+    assert xacks == [tuple(ids)]
+    assert pending(client, names) == []
+    assert rings == [services.DOORBELL_KEY] * 2
+    assert Event.objects.count() == 4
+
+
 def test_cancel_message_cancels_the_existing_event(client, names, demo, demo_context):
     # given a received event (stored, not yet picked up by any worker)
     event = Event.objects.create(type="checkout", source="shop", key="order-3", payload={})
