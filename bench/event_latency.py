@@ -349,11 +349,11 @@ def wait_decided(prefix: str, count: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     events = Event.objects.filter(key__startswith=prefix)
     while time.monotonic() < deadline:
-        # The open ones are found through the status index; counting all of them (a scan of
-        # the table, which a prefix cannot use) only once none is open.
-        if not events.filter(status__in=["received", "processing"]).exists() and (
-            count < 0 or events.count() >= count
-        ):
+        # All stored first, then none open: in the other order an event stored between the
+        # two queries (the stream consumer still accepting) could be missed while undecided.
+        if (count < 0 or events.count() >= count) and not events.filter(
+            status__in=["received", "processing"]
+        ).exists():
             return True
         time.sleep(0.25)
     return False
