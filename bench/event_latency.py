@@ -235,7 +235,6 @@ def send_rest(
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
     # The generator's clock is perf_counter; the rows' timestamps are wall-clock time.
     offset = time.time() - time.perf_counter()
-    start: list[float] = []  # when request 0 was due, wall-clock time
 
     def on_send(index: int) -> None:
         sent[index].started = time.perf_counter() + offset
@@ -244,7 +243,8 @@ def send_rest(
         sent[index].finished = time.perf_counter() + offset
         sent[index].status = status
 
-    async def main() -> None:
+    async def main() -> float:
+        """Send everything; returns when request 0 was due (perf_counter)."""
         generator = PacedGenerator(
             host,
             int(port),
@@ -259,15 +259,15 @@ def send_rest(
         generator.drain_seconds = 60.0
         await generator.open()
         await generator.run(rate, len(keys) / rate)
-        start.append(generator.start + offset)
         for connection in [*generator.free, *generator.busy]:
             if connection.transport is not None:
                 connection.transport.close()
+        return generator.start
 
-    asyncio.run(main())
     # The generator sends request i at its start + i / rate.
+    start = asyncio.run(main()) + offset
     for index, record in enumerate(sent):
-        record.intended = start[0] + index / rate
+        record.intended = start + index / rate
         if not record.started:  # never sent (the server stopped answering)
             record.started = record.finished = record.intended
             record.status = -1

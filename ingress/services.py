@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -78,8 +79,17 @@ def _publish_processing() -> bool:
     return True
 
 
-# Set by events_ringing_together: [rung once, an accept since then waits for the last ring].
-_ringing_together: ContextVar[list[bool] | None] = ContextVar("ringing_together", default=None)
+@dataclass
+class _RingingTogether:
+    """The doorbell state of an `events_ringing_together` block."""
+
+    rung: bool = False  # the block's first accept rang
+    owed: bool = False  # an accept since then waits for the ring at the block's end
+
+
+_ringing_together: ContextVar[_RingingTogether | None] = ContextVar(
+    "ringing_together", default=None
+)
 
 
 @contextmanager
@@ -92,13 +102,13 @@ def events_ringing_together() -> Iterator[None]:
     covers the batch. An event committed in between waits for that ring only if no task was
     at work, and a batch takes milliseconds.
     """
-    state = [False, False]
+    state = _RingingTogether()
     token = _ringing_together.set(state)
     try:
         yield
     finally:
         _ringing_together.reset(token)
-        if state[1]:
+        if state.owed:
             _ring()
 
 
@@ -110,10 +120,10 @@ def _ring() -> None:
     """
     together = _ringing_together.get()
     if together is not None:
-        if together[0]:
-            together[1] = True  # the block's last ring covers this event
+        if together.rung:
+            together.owed = True  # the block's last ring covers this event
             return
-        together[0] = True
+        together.rung = True
     expiry = int(_setting("EVENT_DOORBELL_SECONDS", 2))
     # Unreachable cache: publish anyway (a spare task finds nothing; a missing one waits).
     if _first_in(DOORBELL_KEY, seconds=expiry, unreachable=True) and not _publish_processing():
