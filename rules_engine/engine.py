@@ -399,8 +399,8 @@ def _prepared_spec(spec_json: bytes) -> PreparedAction:
 @contextlib.contextmanager
 def reading_ahead(decisions: Iterable[tuple[str, Any]]) -> Iterator[None]:
     """Within the block, decisions on these (entry point, context) pairs read their subjects'
-    state, acknowledgements and preferences from three queries made now, instead of up to
-    three each (a batch of events decided in one transaction)."""
+    state, acknowledgements and preferences from one query made now, instead of up to three
+    each (a batch of events decided in one transaction)."""
     subjects: set[str] = set()
     for entry_point, context in decisions:
         ruleset = rulesets.get(entry_point)

@@ -430,6 +430,38 @@ def test_a_write_that_fails_in_a_batch_is_undone_and_recorded_as_a_single_call_w
 
 
 @pytest.mark.django_db
+def test_a_batch_loads_its_events_in_one_statement_with_every_field(demo, demo_context):
+    # given three received events, one of them with a subject and a nested payload
+    accepted = [
+        accept({**demo_context, "user": {**demo_context["user"], "id": i}}, key=f"one-{i}")
+        for i in range(3)
+    ]
+    ids = services._claim_received(limit=10)
+    statements: list[str] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        statements.append(sql)
+        return execute(sql, *args)
+
+    # when the claimed batch is decided
+    with connection.execute_wrapper(record):
+        decided = services.events_decide(event_ids=ids)
+    # then the events were read (and locked) by one statement, oldest first
+    reads = [s for s in statements if s.lstrip().startswith("SELECT") and "ingress_event" in s]
+    assert len(reads) == 1
+    assert "FOR UPDATE" in reads[0]
+    assert [e.pk for e in decided] == [e.pk for e in accepted]
+    # and each event came back whole: nothing deferred, the payload decoded as the ORM does
+    assert [e.get_deferred_fields() for e in decided] == [set(), set(), set()]
+    stored = {e.pk: e for e in Event.objects.filter(pk__in=ids)}
+    assert [e.payload for e in decided] == [stored[e.pk].payload for e in decided]
+    assert [e.payload["user"]["id"] for e in decided] == [0, 1, 2]
+    assert [(e.key, e.attempts, e.status) for e in decided] == [
+        (f"one-{i}", 1, "completed") for i in range(3)
+    ]
+
+
+@pytest.mark.django_db
 def test_a_batch_without_failures_opens_no_savepoint(demo, demo_context):
     # given three received events (the demo's rules write subject state)
     for i in range(3):
@@ -473,6 +505,15 @@ def test_a_batch_reads_its_subjects_ahead_once_and_sees_its_own_writes(demo, dem
     # whose state the first decision wrote (so the third decision reads it anew)
     reads = [s for s in statements if "FROM rules_engine_acknowledgement" in s]
     assert ["ANY(" in s for s in reads] == [True, False]
+    # and the batch read the three tables ahead in one statement
+    tables = [
+        "rules_engine_subjectstate",
+        "rules_engine_acknowledgement",
+        "rules_engine_preference",
+    ]
+    ahead = [s for s in statements if "ANY(" in s and any(f"FROM {t}" in s for t in tables)]
+    assert len(ahead) == 1
+    assert all(f"FROM {t}" in ahead[0] for t in tables)
     # and the third decision counted on from the first one's write
     updates = [
         next(r for r in execution.action_results if r["type"] == "update")
