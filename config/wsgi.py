@@ -1,8 +1,13 @@
-"""WSGI entry point."""
+"""WSGI entry point: Django's handler with the express lane for the busiest API calls
+(config/express.py)."""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from config.express import ExpressWSGIHandler  # noqa: E402  (needs the app registry)
+
+application = ExpressWSGIHandler()

@@ -12,6 +12,7 @@ cannot disagree on what is refused or how.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +29,13 @@ def answer(view: Any, request: HttpRequest) -> HttpResponse | None:
 
     `view` is the events view (its scopes and default headers apply).
     """
+    admitted = admit(view, request)
+    return None if admitted is None else admitted()
+
+
+def admit(view: Any, request: HttpRequest) -> Callable[[], HttpResponse] | None:
+    """`answer`'s checks without the work: a callable giving the accept's response, or None
+    (DRF's case). Reads the body and the key cache; writes nothing (see config/express.py)."""
     key = checked_key(view, request)
     if key is None:
         return None
@@ -39,7 +47,7 @@ def answer(view: Any, request: HttpRequest) -> HttpResponse | None:
         event, created = services.event_accept(**body)
         return {"id": str(event.pk), "status": event.status}, 202 if created else 200
 
-    return respond(view, request, key, accept)
+    return lambda: respond(view, request, key, accept)
 
 
 def _event_body(data: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -44,6 +44,17 @@ def answer(view: Any, request: HttpRequest) -> HttpResponse | None:
     `view` is the ExecuteView instance (its scopes and default headers apply). Raises what
     `engine.execute` raises beyond its input errors (those are answered as DRF would).
     """
+    admitted = admit(view, request)
+    return None if admitted is None else admitted()
+
+
+def admit(view: Any, request: HttpRequest) -> Callable[[], HttpResponse] | None:
+    """`answer`'s checks without the work: a callable giving the decision's response, or None
+    (DRF's case). Reads the body and the key cache; writes nothing.
+
+    The express lane (config/express.py) admits a request before choosing its middleware
+    chain; the callable runs at the end of that chain.
+    """
     key = checked_key(view, request)
     if key is None:
         return None
@@ -63,7 +74,7 @@ def answer(view: Any, request: HttpRequest) -> HttpResponse | None:
         )
         return decision.as_response(), 200
 
-    return respond(view, request, key, decide)
+    return lambda: respond(view, request, key, decide)
 
 
 def checked_key(view: Any, request: HttpRequest) -> VerifiedKey | None:
