@@ -447,36 +447,85 @@ def _evaluate(run: _Run, data: dict[str, Any]) -> list[RuleResult]:
             # A/B experiments and rollouts: the subject's variant replaces (or, in shadow
             # mode, is evaluated beside) its rule (experiments/runtime.py).
             rules, values, notes = experiment_runtime.apply(run, rules, values, data)
+    if notes is None and rules is run.ruleset.rules:
+        return _results_of_notable(run, values, data)
     results: list[RuleResult] = []
     stopped = False
     for rule, value in zip(rules, values, strict=True):
         if stopped:
             results.append(RuleResult(rule, "skipped"))
             continue
-        if value is False and not rule.error:
-            # Most rules, most of the time: a plain false needs none of the checks below.
-            results.append(RuleResult(rule, "not_matched"))
-            continue
-        if rule.error:
-            results.append(RuleResult(rule, "error", rule.error))
-            continue
-        try:
-            if isinstance(value, RuleError):
-                raise value.error
-            hit = truthy(value)
-            cooling = hit and rule.cooldown_seconds > 0 and _cooling_down(run, rule, data)
-        except Exception as exc:  # noqa: BLE001  (one broken rule must not break the decision)
-            logger.warning("rule %s v%s failed: %s", rule.id, rule.version, exc)
-            results.append(RuleResult(rule, "error", f"{type(exc).__name__}: {exc}"))
-            continue
-        if cooling:
-            results.append(RuleResult(rule, "suppressed", "cooldown active"))
-            continue
-        results.append(RuleResult(rule, "matched" if hit else "not_matched"))
-        stopped = hit and rule.stop_processing
+        result = _rule_result(run, rule, value, data)
+        results.append(result)
+        stopped = result.outcome == "matched" and rule.stop_processing
     if notes:
         experiment_runtime.annotate(results, notes)
     return results
+
+
+def _results_of_notable(run: _Run, values: list[Any], data: dict[str, Any]) -> list[RuleResult]:
+    """The results when no experiment changes the rules: most values are a plain false, whose
+    results are shared (prebuilt once per rule set), so only the other values and the rules
+    that did not compile are looked at, in order."""
+    rules = run.ruleset.rules
+    not_matched, skipped, broken = _prebuilt_results(run.ruleset)
+    results = list(not_matched)
+    notable = [index for index, value in enumerate(values) if value is not False]
+    if broken:
+        notable = sorted({*notable, *broken})
+    for index in notable:
+        rule = rules[index]
+        result = results[index] = _rule_result(run, rule, values[index], data)
+        if result.outcome == "matched" and rule.stop_processing:
+            results[index + 1 :] = skipped[index + 1 :]
+            break
+    return results
+
+
+def _rule_result(run: _Run, rule: CompiledRule, value: Any, data: dict[str, Any]) -> RuleResult:
+    """One rule's result from its condition's value (a RuleError if evaluating it failed);
+    claims the rule's cooldown when it matches."""
+    if value is False and not rule.error:
+        # Most rules, most of the time: a plain false needs none of the checks below.
+        return RuleResult(rule, "not_matched")
+    if rule.error:
+        return RuleResult(rule, "error", rule.error)
+    try:
+        if isinstance(value, RuleError):
+            raise value.error
+        hit = truthy(value)
+        cooling = hit and rule.cooldown_seconds > 0 and _cooling_down(run, rule, data)
+    except Exception as exc:  # noqa: BLE001  (one broken rule must not break the decision)
+        logger.warning("rule %s v%s failed: %s", rule.id, rule.version, exc)
+        return RuleResult(rule, "error", f"{type(exc).__name__}: {exc}")
+    if cooling:
+        return RuleResult(rule, "suppressed", "cooldown active")
+    return RuleResult(rule, "matched" if hit else "not_matched")
+
+
+# Per rule set (kept alive by its entry, so its id cannot be reused meanwhile): the shared
+# not_matched and skipped results of its rules, and the indices of rules that did not compile.
+# Shared results are never changed (only experiments annotate results, and they take the
+# other path). Bounded: a rule change makes a new rule set.
+_PREBUILT: dict[int, tuple[CompiledRuleset, tuple[Any, ...], tuple[Any, ...], tuple[int, ...]]]
+_PREBUILT = {}
+
+
+def _prebuilt_results(
+    ruleset: CompiledRuleset,
+) -> tuple[tuple[RuleResult, ...], tuple[RuleResult, ...], tuple[int, ...]]:
+    entry = _PREBUILT.get(id(ruleset))
+    if entry is None or entry[0] is not ruleset:
+        if len(_PREBUILT) >= 64:
+            _PREBUILT.clear()
+        rules = ruleset.rules
+        entry = _PREBUILT[id(ruleset)] = (
+            ruleset,
+            tuple(RuleResult(rule, "not_matched") for rule in rules),
+            tuple(RuleResult(rule, "skipped") for rule in rules),
+            tuple(index for index, rule in enumerate(rules) if rule.error),
+        )
+    return entry[1], entry[2], entry[3]
 
 
 def _cooling_down(run: _Run, rule: CompiledRule, data: dict[str, Any]) -> bool:
