@@ -56,7 +56,7 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import Token, TokenType
+from django.template.base import TextNode, Token, TokenType, VariableNode
 
 from rules_engine.paths import json_path
 
@@ -201,9 +201,18 @@ _ENGINE: Final = _SandboxEngine(
 
 def _compile_django(body: str) -> Template:
     try:
-        return _ENGINE.from_string(body)
+        template = _ENGINE.from_string(body)
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc) from exc
+    # Text and {{ variables }} only (most message templates): rendered without the copy and
+    # the wrappers a tag may need (see _render_django).
+    plain = all(type(node) in _PLAIN_NODES for node in template.nodelist)
+    setattr(template, _PLAIN_ATTR, plain)
+    return template
+
+
+_PLAIN_NODES = (TextNode, VariableNode)
+_PLAIN_ATTR = "_verdict_plain"
 
 
 def _syntax_error(exc: TemplateSyntaxError) -> TemplateError:
@@ -416,6 +425,14 @@ def freeze_context(context: Mapping[str, Any]) -> FrozenContext:
 
 
 def _render_django(template: Template, data: dict[str, Any], *, autoescape: bool) -> str:
+    if getattr(template, _PLAIN_ATTR, False):
+        # Text and variables only: nothing writes into the context, so `data` itself serves
+        # (its values are read-only), and the nodes render as Template.render would have them
+        # (the template bound: a missing variable reads the engine's string_if_invalid).
+        context = Context(data, autoescape=autoescape)
+        context.template = template
+        context.template_name = template.name
+        return "".join([node.render(context) for node in template.nodelist])
     # A fresh top-level dict per render: `{% now ... as x %}` and friends write into it.
     rendered = template.render(Context(dict(data), autoescape=autoescape))
     # Django returns SafeString; handing that out would let unescaped text output be trusted

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
+import json
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import markdown
@@ -887,3 +889,76 @@ def test_a_large_message_is_not_kept_in_the_memo() -> None:
     big = "a" * (rendering._MEMO_MAX_CHARS + 1)
     assert render("html", "<i>{{ t }}</i>", {"t": big}) == f"<i>{big}</i>"
     assert rendering._sanitize_memo.cache_info().currsize == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Templates of text and variables only take the direct path; it must render exactly as
+# Template.render does.
+
+XSS_PAYLOADS: list[str] = json.loads(
+    (Path(__file__).parent / "data" / "xss_corpus.json").read_text(encoding="utf-8")
+)["payloads"]
+
+PLAIN_BODIES = [
+    "",
+    "no variables at all",
+    "Hi {{ user.name }}, {{ cart.total }} {{ cart.currency|upper }}",
+    "{{ missing }}|{{ missing.deeper }}|{{ user.missing|default:'n/a' }}",
+    "{{ cart.items.0.sku }} {{ cart.items|length }} {{ cart.items }}",
+    "{{ user }} {{ flags }} {{ ratio }} {{ big }} {{ neg|floatformat:2 }}",
+    "{{ v }}<{{ v|lower }}>{{ v|truncatechars:10 }}{{ v|urlencode }}{{ v|escape }}",
+    '<a href="{{ v }}" title="{{ v|title }}">{{ v|linebreaksbr }}</a>',
+    "{{ when|date:'Y-m-d' }} {{ yes|yesno:'on,off' }} {{ none }}",
+]
+
+
+@pytest.mark.parametrize("autoescape", [True, False])
+@pytest.mark.parametrize("body", PLAIN_BODIES)
+def test_plain_templates_render_as_template_render_does(body: str, autoescape: bool) -> None:
+    # given a template of text and variables, and the same template forced through
+    # Template.render
+    direct = rendering._compile_django(body)
+    full = rendering._compile_django(body)
+    setattr(full, rendering._PLAIN_ATTR, False)
+    assert getattr(direct, rendering._PLAIN_ATTR) is True
+    for value in ["plain", "Ünïcode ‮rtl", *XSS_PAYLOADS]:
+        context = {
+            "user": {"name": value, "tags": [value]},
+            "cart": {"total": 1234.5, "currency": "eur", "items": [{"sku": value}]},
+            "flags": [True, False, None],
+            "ratio": 0.1 + 0.2,
+            "big": 10**20,
+            "neg": -3.14159,
+            "v": value,
+            "when": "2026-11-21",
+            "yes": True,
+            "none": None,
+        }
+        data = rendering._frozen_context(context)
+        # when both render
+        got = rendering._render_django(direct, data, autoescape=autoescape)
+        expected = rendering._render_django(full, data, autoescape=autoescape)
+        # then the outputs are the same plain strings
+        assert (type(got), got) == (str, expected)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{% now 'Y' as year %}{{ year }}",
+        "{% for item in items %}{{ item }}{% endfor %}",
+        "{% if v %}{{ v }}{% endif %}",
+        "{% with x=v %}{{ x }}{% endwith %}",
+    ],
+)
+def test_templates_with_tags_keep_template_render(body: str) -> None:
+    # given a template with a tag (tags may write into the context)
+    template = rendering._compile_django(body)
+    # then it is not rendered on the direct path, and still renders
+    assert getattr(template, rendering._PLAIN_ATTR) is False
+    data = rendering._frozen_context({"v": "<b>", "items": [1, 2]})
+    assert rendering._render_django(template, data, autoescape=True) in {
+        str(datetime.date.today().year),
+        "12",
+        "&lt;b&gt;",
+    }
