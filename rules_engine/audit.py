@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import os
 import queue
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -35,11 +35,26 @@ class AuditWriteError(Exception):
     """The audit row could not be written; the decision must not be reported as made."""
 
 
-@dataclass
 class _Pending:
-    row: Execution | None  # None asks the writer to close its connection
-    done: threading.Event = field(default_factory=threading.Event)
-    error: BaseException | None = None
+    """A row waiting for the commit of its batch (None asks the writer to close its
+    connection). A lock held from the start and released by the writer is the signal: cheaper
+    than a threading.Event, whose set() takes a condition and notifies in Python."""
+
+    __slots__ = ("_done", "error", "row")
+
+    def __init__(self, row: Execution | None) -> None:
+        self.row = row
+        self.error: BaseException | None = None
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def finish(self) -> None:
+        """Wake the waiting caller (once)."""
+        self._done.release()
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the writer finished this row within `timeout` seconds."""
+        return self._done.acquire(timeout=timeout)
 
 
 class AuditWriter:
@@ -59,7 +74,7 @@ class AuditWriter:
         self._ensure_thread()
         pending = _Pending(row)
         self._queue.put(pending)
-        if not pending.done.wait(self.timeout):
+        if not pending.wait(self.timeout):
             raise AuditWriteError(f"audit row not committed within {self.timeout} s")
         if pending.error is not None:
             raise AuditWriteError(str(pending.error)) from pending.error
@@ -70,7 +85,7 @@ class AuditWriter:
             return
         pending = _Pending(None)
         self._queue.put(pending)
-        pending.done.wait(timeout)
+        pending.wait(timeout)
 
     def _ensure_thread(self) -> None:
         # After a fork (prefork servers) the parent's thread does not exist in the child.
@@ -96,12 +111,14 @@ class AuditWriter:
             for pending in batch:
                 if pending.row is None:
                     connection.close()
-                    pending.done.set()
+                    pending.finish()
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            with transaction.atomic():
-                insert_rows([p.row for p in batch if p.row is not None])
+            rows = [p.row for p in batch if p.row is not None]
+            if not _copy_on_its_own(rows):
+                with transaction.atomic():
+                    insert_rows(rows)
         except Exception:  # noqa: BLE001  (isolate the bad row; the others must still land)
             logger.warning("audit batch of %d failed; inserting one by one", len(batch))
             self._reset_connection()
@@ -118,7 +135,7 @@ class AuditWriter:
             self.batches += 1
             self.rows += len(batch)
         for pending in batch:
-            pending.done.set()
+            pending.finish()
 
     @staticmethod
     def _reset_connection() -> None:
@@ -136,7 +153,9 @@ writer = AuditWriter()
 # Every column of the audit table, from the model, so a new field cannot be left out of COPY.
 _FIELDS = tuple(Execution._meta.concrete_fields)
 _COPY_COLUMNS = tuple(str(f.column) for f in _FIELDS)
-_JSON_ATTRS = frozenset(f.attname for f in _FIELDS if isinstance(f, models.JSONField))
+# A row's values in column order, read in one call; which of them are JSON.
+_ROW_VALUES = operator.attrgetter(*(f.attname for f in _FIELDS))
+_JSON_INDEXES = tuple(i for i, f in enumerate(_FIELDS) if isinstance(f, models.JSONField))
 
 
 # The rule-set snapshot an audit row refers to, carried on the unsaved row.
@@ -205,6 +224,24 @@ def insert_rows(rows: list[Execution]) -> None:
         Execution.objects.bulk_create(rows)
 
 
+def _copy_on_its_own(rows: list[Execution]) -> bool:
+    """Insert the rows with one COPY outside any transaction block, if possible: a single
+    statement in autocommit mode commits on its own, without the BEGIN and COMMIT round trips
+    and Django's atomic bookkeeping (a third of the writer's CPU at batches of 8 rows).
+    Possible on PostgreSQL once the rule-set snapshots the rows refer to are committed (the
+    common case); returns False otherwise, having written nothing. Raises DatabaseError."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    for row in rows:
+        snapshot = getattr(row, _SNAPSHOT_ATTR, None)
+        if snapshot is not None and snapshot.digest not in _committed:
+            return False
+    if not connection.get_autocommit():
+        return False
+    _copy(rows)
+    return True
+
+
 def _copy(rows: list[Execution]) -> None:
     """Insert audit rows with COPY: several times cheaper per row than an ORM INSERT.
 
@@ -221,11 +258,7 @@ def _copy(rows: list[Execution]) -> None:
         with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in rows:
                 row.created_at = now
-                copy.write_row(
-                    [
-                        orjson.dumps(getattr(row, f.attname), default=str).decode()
-                        if f.attname in _JSON_ATTRS
-                        else getattr(row, f.attname)
-                        for f in _FIELDS
-                    ]
-                )
+                values = list(_ROW_VALUES(row))
+                for index in _JSON_INDEXES:
+                    values[index] = orjson.dumps(values[index], default=str).decode()
+                copy.write_row(values)

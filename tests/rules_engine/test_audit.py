@@ -12,6 +12,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from rules_engine import audit, engine, selectors, services
+from rules_engine.cache import Snapshot
 from rules_engine.functions import registry as functions
 from rules_engine.models import Execution, RulesetSnapshot, SubjectState
 
@@ -55,7 +56,7 @@ def run_writer(writer: audit.AuditWriter, items: list[Any]) -> None:
     writer._pid = os.getpid()
     threading.Thread(target=writer._run, daemon=True).start()
     for item in items:
-        assert item.done.wait(10)
+        assert item.wait(10)
     writer.close_connection()
 
 
@@ -80,6 +81,31 @@ def test_a_bad_row_fails_alone(banner):
     assert [item.error for item in good] == [None, None, None]
     assert bad.error is not None
     assert Execution.objects.count() == 3
+
+
+def test_rows_whose_snapshot_is_committed_are_copied_without_a_transaction_block(banner):
+    # given rows of a rule set whose snapshot is committed, and one of a new rule set
+    snapshot = Snapshot("a" * 64, banner.pk, ())
+    known = [Execution(entry_point=banner, outcome="matched") for _ in range(2)]
+    for row in known:
+        audit.attach_snapshot(row, snapshot)
+    audit.insert_rows([known[0]])  # commits the snapshot (autocommit), noted on commit
+    audit.forget_snapshots()
+    audit._remember_snapshots(frozenset({snapshot.digest}))
+    fresh = Execution(entry_point=banner, outcome="matched")
+    audit.attach_snapshot(fresh, Snapshot("b" * 64, banner.pk, ()))
+    # when the writer tries the one-statement COPY for each
+    with CaptureQueriesContext(connection) as queries:
+        copied = audit._copy_on_its_own([known[1]])
+        refused = audit._copy_on_its_own([fresh])
+    with transaction.atomic():
+        refused_in_block = audit._copy_on_its_own([known[1]])
+    # then only the known snapshot's row was copied and committed, with no other statement
+    # (the COPY runs on psycopg's cursor, which Django does not record)
+    assert (copied, refused, refused_in_block) == (True, False, False)
+    assert queries.captured_queries == []
+    assert Execution.objects.filter(pk__in=[known[0].pk, known[1].pk]).count() == 2
+    assert not Execution.objects.filter(pk=fresh.pk).exists()
 
 
 def test_decision_that_writes_keeps_its_audit_row_in_its_transaction(demo, demo_context):
