@@ -247,3 +247,18 @@ def test_audit_json_columns_are_compressed_with_lz4():
         ("matched_rules", "l"),
         ("rule_results", "l"),
     ]
+
+
+def test_the_audit_table_has_only_the_indexes_its_reads_need():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'rules_engine_execution' "
+            "ORDER BY indexname"
+        )
+        definitions = [row[0].split(" USING ")[1] for row in cursor.fetchall()]
+    # every index costs each audit insert: entry point then time, time alone, the key
+    assert definitions == [
+        "btree (entry_point_id, created_at DESC)",
+        "btree (created_at)",
+        "btree (id)",
+    ]
