@@ -48,6 +48,7 @@ from rules_engine.cache import (
 )
 from rules_engine.conditions import evaluation_budget_seconds
 from rules_engine.errors import InvalidContext, NotFound
+from rules_engine.functions import registry as function_registry
 from rules_engine.functions.builtins import format_instant
 from rules_engine.jsonlogic import RuleError, limits, trace, truthy
 from rules_engine.masking import mask_paths
@@ -306,21 +307,41 @@ def _explained(run: _Run, results: list[RuleResult], data: dict[str, Any]) -> li
     decisions never trace). A rule that does not compile has a null explanation."""
     if run.now_read is not None:
         data = {**data, NOW_VAR: run.now_read}
-    verdict = settings.VERDICT
     rows = []
     with limits.budget(evaluation_budget_seconds()):
         for result in results:
             explanation = None
             if result.rule.error is None:
-                explanation = trace.explain(
-                    result.rule.source,
-                    data,
-                    sensitive_paths=run.ruleset.sensitive_paths,
-                    max_depth=int(verdict["MAX_RULE_DEPTH"]),
-                    max_rule_nodes=int(verdict["MAX_RULE_NODES"]),
+                explanation = _explainer(result.rule).explain(
+                    data, sensitive_paths=run.ruleset.sensitive_paths
                 )
             rows.append({**result.as_audit(), "explanation": explanation})
     return rows
+
+
+# Per compiled rule (kept alive by its entry, so its id cannot be reused meanwhile): the rule
+# compiled for explaining, with the limits it was compiled under. Compiling was two thirds of
+# a dry run's CPU; a rule change makes new compiled rules. Bounded.
+_EXPLAINERS: dict[int, tuple[CompiledRule, tuple[int, int, int], trace.Explainer]] = {}
+
+
+def _explainer(rule: CompiledRule) -> trace.Explainer:
+    verdict = settings.VERDICT
+    # The function registry's generation too: (un)registering a function recompiles.
+    limits_now = (
+        int(verdict["MAX_RULE_DEPTH"]),
+        int(verdict["MAX_RULE_NODES"]),
+        function_registry.generation,
+    )
+    entry = _EXPLAINERS.get(id(rule))
+    if entry is None or entry[0] is not rule or entry[1] != limits_now:
+        if len(_EXPLAINERS) >= 4096:
+            _EXPLAINERS.clear()
+        explainer = trace.Explainer(
+            rule.source, max_depth=limits_now[0], max_rule_nodes=limits_now[1]
+        )
+        entry = _EXPLAINERS[id(rule)] = (rule, limits_now, explainer)
+    return entry[2]
 
 
 def dry_run_rule(*, rule: Any, context: Any, now: datetime | None = None) -> Decision:

@@ -33,6 +33,7 @@ Each node of the returned tree is JSON::
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -110,6 +111,10 @@ class _Recorder:
         self.max_items = max_items
         # Off while compiling: constant folding evaluates subtrees, which is not the run.
         self.active = False
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the frames of an earlier run."""
         self.muted = 0
         self.count = 0
         self.stack: list[_Frame] = []
@@ -574,41 +579,82 @@ def explain(
     the rule as the compiler does; ``max_nodes`` the trace, ``max_items`` the item evaluations
     shown per iteration. Raises JsonLogicCompileError when the rule does not compile.
     """
-    recorder = _Recorder(max_nodes, max_items)
-    compiler = _TracingCompiler(
-        max_depth,
-        max_rule_nodes,
-        default_registry if functions is None else functions,
-        recorder,
+    explainer = Explainer(
+        rule_json,
+        functions=functions,
+        max_depth=max_depth,
+        max_rule_nodes=max_rule_nodes,
+        max_nodes=max_nodes,
+        max_items=max_items,
     )
-    root = compiler.compile_root(rule_json)
-    error: str | None = None
-    recorder.active = True
-    try:
-        result = root.fn(data)
-    except JsonLogicError as exc:
-        error, result = exc.message, None
-    except RecursionError:
-        error, result = "data nests too deeply to evaluate", None
-    finally:
-        recorder.active = False
-    builder = _Builder(max_nodes, [path.split(".") for path in sensitive_paths])
-    top_static = compiler._parents[0].children[-1]
-    if top_static.const or not recorder.roots:
-        # A constant rule (or one folded whole) is its own literal; a rule cut before its
-        # root could be recorded has only its result.
-        node = builder.literal(top_static) if top_static.const else None
-        if node is None:
-            node = {
-                "op": top_static.op or "literal",
-                "expression": _expression(rule_json, top=True),
-                "result": _json_value(result),
-                "truthy": truthy(result),
-                "args": [builder.truncated()],
-            }
-        if error is not None:
-            node["error"] = error
+    return explainer.explain(data, sensitive_paths=sensitive_paths)
+
+
+class Explainer:
+    """A rule compiled once for explaining, then run against any number of contexts (`explain`
+    compiles one per call; the engine keeps one per rule version for dry runs). Thread-safe:
+    runs take turns, since the recorder the compiled closures write into is shared.
+
+    Raises JsonLogicCompileError when the rule does not compile.
+    """
+
+    def __init__(
+        self,
+        rule_json: Any,
+        *,
+        functions: FunctionRegistry | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_rule_nodes: int = DEFAULT_MAX_NODES,
+        max_nodes: int = MAX_NODES,
+        max_items: int = MAX_ITEMS,
+    ) -> None:
+        self._rule_json = rule_json
+        self._max_nodes = max_nodes
+        self._recorder = _Recorder(max_nodes, max_items)
+        self._compiler = _TracingCompiler(
+            max_depth,
+            max_rule_nodes,
+            default_registry if functions is None else functions,
+            self._recorder,
+        )
+        self._root = self._compiler.compile_root(rule_json)
+        self._lock = threading.Lock()
+
+    def explain(self, data: Any, *, sensitive_paths: Iterable[str] = ()) -> dict[str, Any]:
+        """The explanation tree of one evaluation against ``data`` (see `explain`)."""
+        with self._lock:
+            return self._explain(data, sensitive_paths)
+
+    def _explain(self, data: Any, sensitive_paths: Iterable[str]) -> dict[str, Any]:
+        rule_json, recorder, compiler = self._rule_json, self._recorder, self._compiler
+        recorder.reset()
+        error: str | None = None
+        recorder.active = True
+        try:
+            result = self._root.fn(data)
+        except JsonLogicError as exc:
+            error, result = exc.message, None
+        except RecursionError:
+            error, result = "data nests too deeply to evaluate", None
+        finally:
+            recorder.active = False
+        builder = _Builder(self._max_nodes, [path.split(".") for path in sensitive_paths])
+        top_static = compiler._parents[0].children[-1]
+        if top_static.const or not recorder.roots:
+            # A constant rule (or one folded whole) is its own literal; a rule cut before its
+            # root could be recorded has only its result.
+            node = builder.literal(top_static) if top_static.const else None
+            if node is None:
+                node = {
+                    "op": top_static.op or "literal",
+                    "expression": _expression(rule_json, top=True),
+                    "result": _json_value(result),
+                    "truthy": truthy(result),
+                    "args": [builder.truncated()],
+                }
+            if error is not None:
+                node["error"] = error
+            return node
+        node, _ = builder.frame(recorder.roots[0])
+        assert node is not None  # the first node always fits
         return node
-    node, _ = builder.frame(recorder.roots[0])
-    assert node is not None  # the first node always fits
-    return node

@@ -33,6 +33,7 @@ def no_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a real decision must not trace")
 
     monkeypatch.setattr(trace, "explain", refuse)
+    monkeypatch.setattr(trace.Explainer, "explain", refuse)
 
 
 def test_dry_run_explains_every_rule_of_the_checkout_demo(demo, demo_context):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from rules_engine.jsonlogic import (
     compile,
     to_json,
 )
-from rules_engine.jsonlogic.trace import MAX_NODES, explain
+from rules_engine.jsonlogic.trace import MAX_NODES, Explainer, explain
 from tests.support.explanations import literal_node, var_node
 
 from .helpers import json_equal
@@ -48,6 +49,40 @@ def test_traced_result_equals_compiled_result_on_the_conformance_suite(
     expected = to_json(compile(rule)(data))
     assert json_equal(node["result"], expected), (node["result"], expected)
     assert "error" not in node
+
+
+def test_a_reused_explainer_explains_each_context_as_a_fresh_one() -> None:
+    # given each rule of the conformance suite compiled once for explaining, and its contexts
+    by_rule: dict[str, tuple[Any, list[Any]]] = {}
+    for rule, data, _ in CASES:
+        by_rule.setdefault(json.dumps(rule, sort_keys=True), (rule, []))[1].append(data)
+    reused = 0
+    for rule, contexts in by_rule.values():
+        try:
+            explainer = Explainer(rule)
+        except JsonLogicCompileError:
+            continue
+        # when it explains them one after another, forwards and back
+        for data in [*contexts, *reversed(contexts)]:
+            # then every tree is the one a fresh compilation gives
+            assert explainer.explain(data) == explain(rule, data), (rule, data)
+        reused += len(contexts) > 1
+    assert reused > 10
+
+
+def test_a_reused_explainer_forgets_a_truncated_run() -> None:
+    # given an explainer whose first run is cut at the node limit
+    rule = {"map": [{"var": "xs"}, {"+": [{"var": ""}, 1]}]}
+    explainer = Explainer(rule, max_nodes=5)
+    long = explainer.explain({"xs": list(range(50))})
+    # when it then explains a small context
+    short = explainer.explain({"xs": [1]})
+    # then both are what fresh explanations give: the first cut, the second complete
+    assert long == explain(rule, {"xs": list(range(50))}, max_nodes=5)
+    assert "trace truncated" in json.dumps(long)
+    assert short == explain(rule, {"xs": [1]}, max_nodes=5)
+    assert "trace truncated" not in json.dumps(short)
+    assert short["result"] == [2]
 
 
 @pytest.mark.parametrize("case", GOLDEN_CASES)
