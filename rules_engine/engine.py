@@ -17,6 +17,7 @@ A dry run does steps 1-5 without writing anything (no updates, no audit row).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import logging
@@ -323,6 +324,9 @@ def _explained(run: _Run, results: list[RuleResult], data: dict[str, Any]) -> li
 # compiled for explaining, with the limits it was compiled under. Compiling was two thirds of
 # a dry run's CPU; a rule change makes new compiled rules. Bounded.
 _EXPLAINERS: dict[int, tuple[CompiledRule, tuple[int, int, int], trace.Explainer]] = {}
+# Freed before the interpreter tears modules down: an explainer may hold WebAssembly modules,
+# whose finalizers need wasmtime still loaded.
+atexit.register(_EXPLAINERS.clear)
 
 
 def _explainer(rule: CompiledRule) -> trace.Explainer:
