@@ -182,11 +182,7 @@ def _ensure_snapshots(rows: list[Execution], *, remembered: bool = True) -> None
     """Insert (or ignore, if present) the snapshots the rows refer to, in the current
     transaction, except those known to be committed (unless `remembered` is False).
     Raises DatabaseError."""
-    snapshots = {}
-    for row in rows:
-        snapshot = getattr(row, _SNAPSHOT_ATTR, None)
-        if snapshot is not None and (not remembered or snapshot.digest not in _committed):
-            snapshots[snapshot.digest] = snapshot
+    snapshots = _snapshots_to_insert(rows, remembered=remembered)
     if not snapshots:
         return
     RulesetSnapshot.objects.bulk_create(
@@ -198,6 +194,17 @@ def _ensure_snapshots(rows: list[Execution], *, remembered: bool = True) -> None
     )
     # Not before the commit: a rolled-back snapshot must be inserted again next time.
     transaction.on_commit(functools.partial(_remember_snapshots, frozenset(snapshots)))
+
+
+def _snapshots_to_insert(rows: list[Execution], *, remembered: bool = True) -> dict[str, Any]:
+    """digest -> snapshot of the snapshots the rows refer to, except those known to be
+    committed (unless `remembered` is False)."""
+    snapshots = {}
+    for row in rows:
+        snapshot = getattr(row, _SNAPSHOT_ATTR, None)
+        if snapshot is not None and (not remembered or snapshot.digest not in _committed):
+            snapshots[snapshot.digest] = snapshot
+    return snapshots
 
 
 def _remember_snapshots(digests: frozenset[str]) -> None:
@@ -232,11 +239,7 @@ def _copy_on_its_own(rows: list[Execution]) -> bool:
     common case); returns False otherwise, having written nothing. Raises DatabaseError."""
     if connection.vendor != "postgresql" or connection.in_atomic_block:
         return False
-    for row in rows:
-        snapshot = getattr(row, _SNAPSHOT_ATTR, None)
-        if snapshot is not None and snapshot.digest not in _committed:
-            return False
-    if not connection.get_autocommit():
+    if _snapshots_to_insert(rows) or not connection.get_autocommit():
         return False
     _copy(rows)
     return True
