@@ -23,7 +23,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -320,32 +320,42 @@ def _explained(run: _Run, results: list[RuleResult], data: dict[str, Any]) -> li
     return rows
 
 
-# Per compiled rule (kept alive by its entry, so its id cannot be reused meanwhile): the rule
-# compiled for explaining, with the limits it was compiled under. Compiling was two thirds of
-# a dry run's CPU; a rule change makes new compiled rules. Bounded.
-_EXPLAINERS: dict[int, tuple[CompiledRule, tuple[int, int, int], trace.Explainer]] = {}
-# Freed before the interpreter tears modules down: an explainer may hold WebAssembly modules,
-# whose finalizers need wasmtime still loaded.
-atexit.register(_EXPLAINERS.clear)
+class _PerObject:
+    """Values derived from objects that cannot carry them (frozen, unhashable), by identity:
+    each entry keeps its object alive, so its id cannot be reused meanwhile; `stamp` says what
+    else the value was built from; bounded (a rule change makes new objects)."""
+
+    def __init__(self, bound: int) -> None:
+        self._bound = bound
+        self._entries: dict[int, tuple[Any, Any, Any]] = {}
+        # Freed before the interpreter tears modules down: a value may hold WebAssembly
+        # modules, whose finalizers need wasmtime still loaded.
+        atexit.register(self._entries.clear)
+
+    def get(self, obj: Any, build: Callable[[], Any], stamp: Any = None) -> Any:
+        """The value for `obj` and `stamp`, built by `build()` the first time."""
+        entry = self._entries.get(id(obj))
+        if entry is None or entry[0] is not obj or entry[1] != stamp:
+            if len(self._entries) >= self._bound:
+                self._entries.clear()
+            entry = self._entries[id(obj)] = (obj, stamp, build())
+        return entry[2]
+
+
+# Each rule compiled for explaining: compiling was two thirds of a dry run's CPU.
+_explainers = _PerObject(4096)
 
 
 def _explainer(rule: CompiledRule) -> trace.Explainer:
     verdict = settings.VERDICT
-    # The function registry's generation too: (un)registering a function recompiles.
-    limits_now = (
-        int(verdict["MAX_RULE_DEPTH"]),
-        int(verdict["MAX_RULE_NODES"]),
-        function_registry.generation,
+    depth, nodes = int(verdict["MAX_RULE_DEPTH"]), int(verdict["MAX_RULE_NODES"])
+    explainer: trace.Explainer = _explainers.get(
+        rule,
+        lambda: trace.Explainer(rule.source, max_depth=depth, max_rule_nodes=nodes),
+        # (Un)registering a function recompiles too.
+        stamp=(depth, nodes, function_registry.generation),
     )
-    entry = _EXPLAINERS.get(id(rule))
-    if entry is None or entry[0] is not rule or entry[1] != limits_now:
-        if len(_EXPLAINERS) >= 4096:
-            _EXPLAINERS.clear()
-        explainer = trace.Explainer(
-            rule.source, max_depth=limits_now[0], max_rule_nodes=limits_now[1]
-        )
-        entry = _EXPLAINERS[id(rule)] = (rule, limits_now, explainer)
-    return entry[2]
+    return explainer
 
 
 def dry_run_rule(*, rule: Any, context: Any, now: datetime | None = None) -> Decision:
@@ -528,29 +538,26 @@ def _rule_result(run: _Run, rule: CompiledRule, value: Any, data: dict[str, Any]
     return RuleResult(rule, "matched" if hit else "not_matched")
 
 
-# Per rule set (kept alive by its entry, so its id cannot be reused meanwhile): the shared
-# not_matched and skipped results of its rules, and the indices of rules that did not compile.
-# Shared results are never changed (only experiments annotate results, and they take the
-# other path). Bounded: a rule change makes a new rule set.
-_PREBUILT: dict[int, tuple[CompiledRuleset, tuple[Any, ...], tuple[Any, ...], tuple[int, ...]]]
-_PREBUILT = {}
+# Per rule set: the shared not_matched and skipped results of its rules, and the indices of
+# rules that did not compile. Shared results are never changed (only experiments annotate
+# results, and they take the other path).
+_prebuilt = _PerObject(64)
 
 
 def _prebuilt_results(
     ruleset: CompiledRuleset,
 ) -> tuple[tuple[RuleResult, ...], tuple[RuleResult, ...], tuple[int, ...]]:
-    entry = _PREBUILT.get(id(ruleset))
-    if entry is None or entry[0] is not ruleset:
-        if len(_PREBUILT) >= 64:
-            _PREBUILT.clear()
+    def build() -> tuple[tuple[RuleResult, ...], tuple[RuleResult, ...], tuple[int, ...]]:
         rules = ruleset.rules
-        entry = _PREBUILT[id(ruleset)] = (
-            ruleset,
+        return (
             tuple(RuleResult(rule, "not_matched") for rule in rules),
             tuple(RuleResult(rule, "skipped") for rule in rules),
             tuple(index for index, rule in enumerate(rules) if rule.error),
         )
-    return entry[1], entry[2], entry[3]
+
+    prebuilt: tuple[tuple[RuleResult, ...], tuple[RuleResult, ...], tuple[int, ...]]
+    prebuilt = _prebuilt.get(ruleset, build)
+    return prebuilt
 
 
 def _cooling_down(run: _Run, rule: CompiledRule, data: dict[str, Any]) -> bool:
