@@ -316,6 +316,10 @@ _bumps = 0
 _bumps_lock = threading.Lock()
 # The clock of the interval; tests replace it.
 _monotonic = time.monotonic
+# Held by the thread re-reading an expired stamp; the others reuse the expired one meanwhile,
+# for at most _STALE_AT_MOST seconds after it was read.
+_refreshing = threading.Lock()
+_STALE_AT_MOST = 1.0
 
 
 def check_interval() -> float:
@@ -364,7 +368,8 @@ def current_generation() -> str:
     """The shared generation stamp, created if the cache lost it.
 
     Read from the shared cache on every call, or with CACHE_CHECK_INTERVAL > 0 at most once
-    per interval (a bump in this process makes the next call read it again). Raises
+    per interval by one thread at a time (a bump in this process makes the next call read it
+    again). Raises
     ImproperlyConfigured for an interval outside [0, 1).
 
     When the shared cache cannot be reached, a fresh stamp is returned: the caller then
@@ -376,9 +381,21 @@ def current_generation() -> str:
     if not interval:
         return _read_generation()
     checked, bumps, now = _checked, _bumps, _monotonic()
-    if checked is not None and checked[0] == bumps and now - checked[2] < interval:
-        return checked[1]
-    generation = _read_generation()
+    refreshing = False
+    if checked is not None and checked[0] == bumps:
+        if now - checked[2] < interval:
+            return checked[1]
+        # Expired: one thread reads the stamp again while the others keep the one they have
+        # for that round trip, instead of all of a process's threads asking Redis at the same
+        # moment; never past the one second within which every change must be seen.
+        refreshing = _refreshing.acquire(blocking=False)
+        if not refreshing and now - checked[2] < _STALE_AT_MOST:
+            return checked[1]
+    try:
+        generation = _read_generation()
+    finally:
+        if refreshing:
+            _refreshing.release()
     # An unreachable cache's stamp is not kept: each call then recompiles, as without interval.
     if not generation.startswith("unreachable-"):
         _checked = (bumps, generation, now)

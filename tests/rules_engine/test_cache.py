@@ -142,6 +142,48 @@ def test_with_interval_a_read_overtaken_by_a_local_bump_is_not_reused(
     assert (first, second) == ("a", "b")
 
 
+def test_with_interval_one_thread_refreshes_an_expired_stamp_the_others_keep_theirs(
+    clock: FakeClock, interval: float
+) -> None:
+    # Given the stamp "a" read at t=100.0, then moved by another process, and the interval
+    # expired while another thread of this process is re-reading it
+    write_from_another_process("a")
+    assert current_generation() == "a"
+    write_from_another_process("b")
+    clock.now = 100.6
+    assert cache._refreshing.acquire(blocking=False)
+    try:
+        # When a thread asks for the stamp meanwhile
+        during = current_generation()
+    finally:
+        cache._refreshing.release()
+
+    # Then it gets the stamp it had without asking Redis; once the refresher is done, the
+    # next call reads the new one
+    assert during == "a"
+    assert current_generation() == "b"
+
+
+def test_with_interval_a_stamp_is_never_reused_a_second_after_it_was_read(
+    clock: FakeClock, interval: float
+) -> None:
+    # Given the stamp "a" read at t=100.0, then moved by another process, and a refresher
+    # that has held the refresh for a second
+    write_from_another_process("a")
+    assert current_generation() == "a"
+    write_from_another_process("b")
+    clock.now = 101.0
+    assert cache._refreshing.acquire(blocking=False)
+    try:
+        # When another thread asks for the stamp
+        during = current_generation()
+    finally:
+        cache._refreshing.release()
+
+    # Then it reads the shared stamp itself
+    assert during == "b"
+
+
 def test_with_interval_an_unreachable_cache_is_not_remembered(
     clock: FakeClock, interval: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
