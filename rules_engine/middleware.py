@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django_prometheus import middleware as prometheus
-from django_prometheus.utils import Time
+from django_prometheus.utils import Time, TimeSince
 
 from config.logging import REQUEST_ID_HEADER, accept_request_id, bind_request_id, request_id_var
 from rules_engine import metrics
@@ -61,6 +61,14 @@ class RequestIdMiddleware:
         return response
 
 
+# The methods django-prometheus labels as themselves (any other is "<invalid method>").
+_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "CONNECT", "PATCH")
+)
+# (status, view, method, charset) -> the labelled children a response of that kind counts in.
+_response_children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
 class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
     """django-prometheus's request metrics, with each labelled child made once per process,
     and the request's headers read from META (`request.headers` parses every header)."""
@@ -78,6 +86,51 @@ class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
         size = int(length) if length.isdigit() else 0
         self.label_metric(metrics.requests_body_bytes, request).observe(size)
         request.prometheus_after_middleware_event = Time()
+
+    def process_response(self, request: Any, response: Any) -> Any:
+        """Count the response by status, view, method and charset, its body size, and the
+        request's latency by view and method: django-prometheus's series and values, with the
+        labelled children of a (status, view, method, charset) found in one lookup."""
+        metrics = self.metrics
+        view = self._get_view_name(request)
+        key = (response.status_code, view, request.method, str(response.charset))
+        children = _response_children.get(key)
+        if children is None:
+            children = self._response_children(*key)
+            # Only standard methods are remembered: the latency series takes the method as
+            # sent, so remembering any other would let callers grow this dict without bound.
+            if children[0] is not None:
+                _response_children[key] = children
+        _, by_status, by_status_view_method, by_charset, latency = children
+        by_status.inc()
+        by_status_view_method.inc()
+        by_charset.inc()
+        if getattr(response, "streaming", False):
+            metrics.responses_streaming.inc()
+        if hasattr(response, "content"):
+            metrics.responses_body_bytes.observe(len(response.content))
+        started = getattr(request, "prometheus_after_middleware_event", None)
+        if started is not None:
+            latency.observe(TimeSince(started))
+        else:
+            metrics.requests_unknown_latency.inc()
+        return response
+
+    def _response_children(
+        self, status: int, view: str, method: str, charset: str
+    ) -> tuple[Any, ...]:
+        metrics = self.metrics
+        known = method if method in _METHODS else None
+        label = known or "<invalid method>"
+        return (
+            known,
+            metrics.responses_by_status.labels(status=str(status)),
+            metrics.responses_by_status_view_method.labels(
+                status=str(status), view=view, method=label
+            ),
+            metrics.responses_by_charset.labels(charset=charset),
+            metrics.requests_latency_by_view_method.labels(view=view, method=method),
+        )
 
     def label_metric(self, metric: Any, request: Any, response: Any = None, **labels: Any) -> Any:
         """The child of `metric` for `labels`, memoised (eight lookups per request: each

@@ -6,9 +6,15 @@ import json
 from typing import Any
 
 import pytest
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.test import RequestFactory
+from django.urls import resolve
+from django_prometheus import middleware as prometheus
+from django_prometheus.utils import Time
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
+from rules_engine.middleware import PrometheusAfterMiddleware
 from tests.support.keys import key_header, new_key
 
 pytestmark = pytest.mark.django_db
@@ -47,3 +53,51 @@ def series() -> tuple[float, ...]:
         sample("django_http_requests_body_total_bytes_count"),
         sample("django_http_requests_latency_seconds_by_view_method_count", **view),
     )
+
+
+def registry_samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every django-prometheus request sample now, but the latency sums (they differ by the
+    clock, not by what was counted)."""
+    samples = {}
+    for metric in REGISTRY.collect():
+        for s in metric.samples:
+            if not s.name.startswith("django_http_") or s.name.endswith("_created"):
+                continue
+            if s.name.startswith("django_http_requests_latency") and s.name.endswith("_sum"):
+                continue
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def counted_by(middleware: Any, request: Any, response: Any) -> dict[Any, float]:
+    """The samples `middleware.process_response` moved, and by how much."""
+    before = registry_samples()
+    request.prometheus_after_middleware_event = Time()
+    middleware.process_response(request, response)
+    after = registry_samples()
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+
+@pytest.mark.parametrize(
+    ("method", "response"),
+    [
+        ("POST", JsonResponse({"ok": True})),
+        ("GET", HttpResponse(status=404, content_type="text/html; charset=latin-1")),
+        ("GET", StreamingHttpResponse(iter([b"a", b"b"]))),
+        ("BREW", HttpResponse(b"teapot", status=418)),
+    ],
+    ids=["json-200", "404-latin-1", "streaming", "non-standard-method"],
+)
+def test_responses_are_counted_as_django_prometheus_counts_them(method: str, response: Any) -> None:
+    # given the same request and response through django-prometheus's middleware and ours
+    request = RequestFactory().generic(method, "/api/rules/engine/execute/")
+    request.resolver_match = resolve("/api/rules/engine/execute/")
+    theirs = prometheus.PrometheusAfterMiddleware(lambda request: response)
+    ours = PrometheusAfterMiddleware(lambda request: response)
+    # when each counts the response, twice for ours (the second from its remembered children)
+    expected = counted_by(theirs, request, response)
+    first, second = counted_by(ours, request, response), counted_by(ours, request, response)
+    # then ours moved the same series by the same amounts, both times
+    assert expected
+    assert first == expected
+    assert second == expected
