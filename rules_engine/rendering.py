@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import html
 import json
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -47,6 +48,7 @@ from typing import Any, Final, cast
 import bleach
 import markdown
 from bleach.linkifier import LinkifyFilter
+from django.conf import settings
 from django.template import (
     Context,
     Engine,
@@ -56,7 +58,14 @@ from django.template import (
     defaultfilters,
     defaulttags,
 )
-from django.template.base import TextNode, Token, TokenType, VariableNode
+from django.template.base import (
+    TextNode,
+    Token,
+    TokenType,
+    Variable,
+    VariableNode,
+    render_value_in_context,
+)
 
 from rules_engine.paths import json_path
 
@@ -207,8 +216,37 @@ def _compile_django(body: str) -> Template:
     # Text and {{ variables }} only (most message templates): rendered without the copy and
     # the wrappers a tag may need (see _render_django).
     plain = all(type(node) in _PLAIN_NODES for node in template.nodelist)
-    setattr(template, _PLAIN_ATTR, plain)
+    setattr(template, _PLAIN_ATTR, _plain_plan(template) if plain else False)
     return template
+
+
+# A text node's text, or a variable node with its plain lookup path (None: no direct lookup).
+_PlanPart = str | tuple[VariableNode, tuple[str, ...] | None]
+
+
+def _plain_plan(template: Template) -> tuple[_PlanPart, ...]:
+    """A plain template's nodes as rendered directly: each text node as its text, each
+    variable node with its lookup path when it is a plain path without filters (None
+    otherwise)."""
+    plan: list[_PlanPart] = []
+    for node in template.nodelist:
+        if isinstance(node, TextNode):
+            plan.append(node.s)
+            continue
+        assert isinstance(node, VariableNode)
+        expression = node.filter_expression
+        var = expression.var
+        path = None
+        if (
+            not expression.filters
+            and isinstance(var, Variable)
+            and var.lookups
+            and not var.translate
+            and var.message_context is None
+        ):
+            path = tuple(var.lookups)
+        plan.append((node, path))
+    return tuple(plan)
 
 
 _PLAIN_NODES = (TextNode, VariableNode)
@@ -425,19 +463,63 @@ def freeze_context(context: Mapping[str, Any]) -> FrozenContext:
 
 
 def _render_django(template: Template, data: dict[str, Any], *, autoescape: bool) -> str:
-    if getattr(template, _PLAIN_ATTR, False):
+    plan: tuple[_PlanPart, ...] | bool = getattr(template, _PLAIN_ATTR, False)
+    if isinstance(plan, tuple):
         # Text and variables only: nothing writes into the context, so `data` itself serves
         # (its values are read-only), and the nodes render as Template.render would have them
         # (the template bound: a missing variable reads the engine's string_if_invalid).
         context = Context(data, autoescape=autoescape)
         context.template = template
         context.template_name = template.name
-        return "".join([node.render(context) for node in template.nodelist])
+        return "".join(
+            [
+                part if isinstance(part, str) else _variable_text(*part, data, context)
+                for part in plan
+            ]
+        )
     # A fresh top-level dict per render: `{% now ... as x %}` and friends write into it.
     rendered = template.render(Context(dict(data), autoescape=autoescape))
     # Django returns SafeString; handing that out would let unescaped text output be trusted
     # as HTML by whoever renders it next, so return a plain str.
     return str.__str__(rendered)
+
+
+_MISSING: Final = object()
+
+
+def _variable_text(
+    node: VariableNode, path: tuple[str, ...] | None, data: dict[str, Any], context: Context
+) -> str:
+    """What `node.render(context)` gives, with the common cases taken directly: a plain path
+    to a value of the context, a string or integer value. Anything else (a missing key, a
+    list index, filters, other types, thousands grouping on) renders as Django renders it."""
+    value: Any = _MISSING
+    if path is not None:
+        value = _path_value(data, path)
+    if value is _MISSING:
+        try:
+            value = node.filter_expression.resolve(context)
+        except UnicodeDecodeError:  # as VariableNode.render
+            return ""
+    cls = type(value)
+    if cls is str:
+        # localize() leaves strings as they are; escape() is html.escape marked safe.
+        return html.escape(value) if context.autoescape else value
+    if cls is int and not settings.USE_THOUSAND_SEPARATOR:
+        # number_format() gives an integer's digits when nothing groups them.
+        return str(value)
+    return render_value_in_context(value, context)
+
+
+def _path_value(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at `path` through the context's objects, or _MISSING when a step is not an
+    object key (Django's lookup then decides: list indexes, `items`, builtins, defaults)."""
+    value = data.get(path[0], _MISSING)
+    for key in path[1:]:
+        if type(value) is not _JsonObject:
+            return _MISSING
+        value = value._data.get(key, _MISSING)
+    return value
 
 
 # --------------------------------------------------------------------------------------------

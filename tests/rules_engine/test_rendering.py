@@ -909,21 +909,39 @@ PLAIN_BODIES = [
     "{{ v }}<{{ v|lower }}>{{ v|truncatechars:10 }}{{ v|urlencode }}{{ v|escape }}",
     '<a href="{{ v }}" title="{{ v|title }}">{{ v|linebreaksbr }}</a>',
     "{{ when|date:'Y-m-d' }} {{ yes|yesno:'on,off' }} {{ none }}",
+    # Plain paths to every kind of value, and paths the direct lookup leaves to Django.
+    "{{ count }} {{ negative }} {{ big }} {{ user.age }} {{ cart.total }} {{ yes }} {{ none }}",
+    "{{ user.tags.0 }} {{ user.items }} {{ user.name.upper }} {{ True }} {{ None }} {{ v.x }}",
+    "{{ user.address.city }} {{ user.address.missing }} {{ user.address }} {{ cart.items }}",
+    "{{ count|add:1 }} {{ big|stringformat:'d' }} {{ user.name|default:'n/a' }}{{ empty }}",
 ]
 
 
+@pytest.mark.parametrize("grouping", [False, True], ids=["no-grouping", "thousands-grouping"])
 @pytest.mark.parametrize("autoescape", [True, False])
 @pytest.mark.parametrize("body", PLAIN_BODIES)
-def test_plain_templates_render_as_template_render_does(body: str, autoescape: bool) -> None:
+def test_plain_templates_render_as_template_render_does(
+    body: str, autoescape: bool, grouping: bool, settings: Any
+) -> None:
     # given a template of text and variables, and the same template forced through
-    # Template.render
+    # Template.render, with and without thousands grouping
+    settings.USE_THOUSAND_SEPARATOR = grouping
     direct = rendering._compile_django(body)
     full = rendering._compile_django(body)
     setattr(full, rendering._PLAIN_ATTR, False)
-    assert getattr(direct, rendering._PLAIN_ATTR) is True
+    assert getattr(direct, rendering._PLAIN_ATTR) is not False
     for value in ["plain", "Ünïcode ‮rtl", *XSS_PAYLOADS]:
         context = {
-            "user": {"name": value, "tags": [value]},
+            "count": 1234567,
+            "negative": -1200,
+            "empty": "",
+            "user": {
+                "name": value,
+                "tags": [value],
+                "age": 42,
+                "items": value,
+                "address": {"city": value, "zip": "10677"},
+            },
             "cart": {"total": 1234.5, "currency": "eur", "items": [{"sku": value}]},
             "flags": [True, False, None],
             "ratio": 0.1 + 0.2,
