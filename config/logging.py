@@ -19,11 +19,12 @@ import json
 import logging
 import re
 import traceback
-import uuid
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
+
+from config.ids import new_hex_id
 
 # The id of the request (or the task's originating request) being served in this context.
 request_id_var: ContextVar[str | None] = ContextVar("verdict_request_id", default=None)
@@ -59,7 +60,7 @@ def accept_request_id(value: str | None) -> str:
     """The caller's request id if it is acceptable as is, else a new one (32 hex digits)."""
     if value and _VALID_REQUEST_ID.fullmatch(value):
         return value
-    return uuid.uuid4().hex
+    return new_hex_id()
 
 
 def bind_request_id(value: str | None) -> Token[str | None]:

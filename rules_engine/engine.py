@@ -22,7 +22,6 @@ import contextlib
 import functools
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -35,6 +34,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from config.ids import new_uuid
 from experiments import runtime as experiment_runtime
 from rules_engine import audit, cooldowns, metrics, selectors
 from rules_engine.actions import ActionContext, ActionRuntimeError, PreparedAction, registry
@@ -219,7 +219,7 @@ def execute(
     in_callers_transaction = transaction.get_connection().in_atomic_block
     batch = batch if in_callers_transaction else None
     optimistic = batch is not None and batch.optimistic
-    run = _Run(ruleset, dry_run, None if dry_run else str(uuid.uuid4()), event, optimistic)
+    run = _Run(ruleset, dry_run, None if dry_run else new_uuid(), event, optimistic)
     if now is not None:
         run.now = now
     # A rule set none of whose actions can write needs no transaction around the decision:
