@@ -8,8 +8,8 @@ authentication and messages do nothing for a key-authenticated JSON call, but ea
 per request). So `ExpressWSGIHandler`, the WSGI application, asks the endpoint's hot path
 first whether it will answer the request (`admit`: the key, the body, the entry point; no
 side effect); if so the request runs through `settings.EXPRESS_MIDDLEWARE` (an ordered subset
-of MIDDLEWARE: request id, body size, CORS, metrics, security headers, host check, framing,
-history) straight to the hot path's answer, and otherwise through Django's full chain and
+of MIDDLEWARE: request id, body size, CORS, metrics, security headers, host check, framing)
+straight to the hot path's answer, and otherwise through Django's full chain and
 URL routing exactly as before. Everything Django does around a request still happens the same
 way: request signals (database connection upkeep), the exception-to-500 conversion, error
 logging, the URL's name in the metrics. The response is the same, headers included

@@ -13,6 +13,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 from django.test import RequestFactory
 from prometheus_client import REGISTRY
+from simple_history.models import HistoricalRecords
 
 from config import wsgi
 from config.express import ExpressHandler, ExpressWSGIHandler
@@ -231,3 +232,24 @@ def test_express_calls_are_counted_under_the_routes_name(
     call(wsgi.application, EXECUTE, {"entry_point": "checkout", "context": demo_context}, headers)
     assert express_calls == [EXECUTE]
     assert count("200") == before + 1
+
+
+def test_an_express_call_leaves_no_request_for_simple_history(
+    banner: Any, express_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a decision that notes the request django-simple-history would record changes by
+    seen: list[Any] = []
+    decide = engine.execute
+
+    def execute(**kwargs: Any) -> Any:
+        seen.append(getattr(HistoricalRecords.context, "request", None))
+        return decide(**kwargs)
+
+    monkeypatch.setattr(engine, "execute", execute)
+    headers = key_header(new_key(scopes=["execute"]))
+    # when an API-key call is answered through the express lane
+    status, _, _ = call(
+        wsgi.application, EXECUTE, {"entry_point": "banner", "context": {}}, headers
+    )
+    # then no request was exposed to it: a key is no Django user to record as an author
+    assert (status, express_calls, seen) == (200, [EXECUTE], [None])
