@@ -170,7 +170,7 @@ def time_rules(entry_point: str, results: Iterable[Any], data: Any) -> None:
         except Exception:  # noqa: BLE001, S112  (measurement only; the decision stands)
             continue
         elapsed = time.perf_counter() - started
-        rule_evaluation_seconds.labels(entry_point, rule_label(rule.id)).observe(elapsed)
+        child(rule_evaluation_seconds, entry_point, rule_label(rule.id)).observe(elapsed)
 
 
 def count_action(action_type: str, outcome: str) -> None:
