@@ -160,7 +160,7 @@ class Batch:
     """
 
     optimistic: bool = False
-    audit_rows: list[Execution] = field(default_factory=list)
+    audit_rows: list[audit.AuditRow] = field(default_factory=list)
     cooldowns: list[tuple[str, str]] = field(default_factory=list)
 
     def release(self) -> None:
@@ -723,13 +723,14 @@ def _audit_row(
     context: dict[str, Any],
     caller: str,
     request_id: str,
-) -> Execution:
+) -> audit.AuditRow:
     if decision.now is not None:
         context = {**context, NOW_VAR: decision.now}  # what the rules read, for replay
     # Under an experiment the rules differ per subject, so the row keeps every result;
     # otherwise the rule set's snapshot stands for the rules that did not match.
     snapshot = None if ruleset.experiments else ruleset.snapshot
-    row = Execution(
+    return audit.new_row(
+        snapshot=snapshot,
         id=decision.execution_id,
         entry_point_id=ruleset.entry_point_id,
         outcome=decision.outcome,
@@ -744,6 +745,5 @@ def _audit_row(
         caller=caller[:200],
         request_id=request_id[:100],
         subject=(decision.subject or "")[:200],
+        created_at=None,
     )
-    audit.attach_snapshot(row, snapshot)
-    return row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -49,6 +50,13 @@ def test_concurrent_decisions_all_have_their_audit_rows(banner):
     assert Execution.objects.filter(pk__in=ids).count() == 16
 
 
+def new_row(entry_point: Any, outcome: str, snapshot: Any = None) -> audit.AuditRow:
+    """An audit row of `entry_point` with `outcome`, every other column at its default."""
+    return audit.new_row(
+        snapshot=snapshot, id=uuid.uuid4(), entry_point_id=entry_point.pk, outcome=outcome
+    )
+
+
 def run_writer(writer: audit.AuditWriter, items: list[Any]) -> None:
     """Start `writer`'s thread on rows queued beforehand, wait for them, close its connection."""
     for item in items:
@@ -63,7 +71,7 @@ def run_writer(writer: audit.AuditWriter, items: list[Any]) -> None:
 def test_queued_rows_are_inserted_in_one_batch(banner):
     # given a writer with ten rows waiting before its thread runs
     writer = audit.AuditWriter()
-    pending = [audit._Pending(Execution(entry_point=banner, outcome="no_match")) for _ in range(10)]
+    pending = [audit._Pending(new_row(banner, "no_match")) for _ in range(10)]
     # when the writer thread drains the queue
     run_writer(writer, pending)
     # then one INSERT committed all ten
@@ -74,8 +82,8 @@ def test_queued_rows_are_inserted_in_one_batch(banner):
 def test_a_bad_row_fails_alone(banner):
     # given a batch where one row points at an entry point that does not exist
     writer = audit.AuditWriter()
-    good = [audit._Pending(Execution(entry_point=banner, outcome="matched")) for _ in range(3)]
-    bad = audit._Pending(Execution(entry_point_id=999_999, outcome="matched"))
+    good = [audit._Pending(new_row(banner, "matched")) for _ in range(3)]
+    bad = audit._Pending(audit.new_row(id=uuid.uuid4(), entry_point_id=999_999, outcome="matched"))
     run_writer(writer, [good[0], bad, *good[1:]])
     # then the others landed and only the bad one reports an error
     assert [item.error for item in good] == [None, None, None]
@@ -86,14 +94,11 @@ def test_a_bad_row_fails_alone(banner):
 def test_rows_whose_snapshot_is_committed_are_copied_without_a_transaction_block(banner):
     # given rows of a rule set whose snapshot is committed, and one of a new rule set
     snapshot = Snapshot("a" * 64, banner.pk, ())
-    known = [Execution(entry_point=banner, outcome="matched") for _ in range(2)]
-    for row in known:
-        audit.attach_snapshot(row, snapshot)
+    known = [new_row(banner, "matched", snapshot=snapshot) for _ in range(2)]
     audit.insert_rows([known[0]])  # commits the snapshot (autocommit), noted on commit
     audit.forget_snapshots()
     audit._remember_snapshots(frozenset({snapshot.digest}))
-    fresh = Execution(entry_point=banner, outcome="matched")
-    audit.attach_snapshot(fresh, Snapshot("b" * 64, banner.pk, ()))
+    fresh = new_row(banner, "matched", snapshot=Snapshot("b" * 64, banner.pk, ()))
     # when the writer tries the one-statement COPY for each
     with CaptureQueriesContext(connection) as queries:
         copied = audit._copy_on_its_own([known[1]])
@@ -262,3 +267,89 @@ def test_the_audit_table_has_only_the_indexes_its_reads_need():
         "btree (created_at)",
         "btree (id)",
     ]
+
+
+AWKWARD = 'back\\slash\ttab\nnewline\rreturn \\N \\\\ "quoted" ünï ‮ 🙂 <b>&amp;</b>'
+
+
+def test_copy_writes_every_value_as_the_orm_reads_it_back(banner):
+    # given a row whose text and JSON hold every character COPY's text format escapes
+    document = {
+        AWKWARD: [AWKWARD, 1.5, -2, True, None, {"nested\\key": "\t\n\r\x01\x1f"}],
+        "float": 1e-7,
+        "big": 10**18,
+    }
+    row = audit.new_row(
+        id=uuid.uuid4(),
+        entry_point_id=banner.pk,
+        outcome="matched",
+        matched_rules=[document],
+        rule_results=[{"outcome": "matched", "error": AWKWARD}],
+        context_snapshot=document,
+        effects=[{"message": {"content": AWKWARD}}],
+        action_results=[],
+        blocking=True,
+        duration_ms=0.125,
+        caller=AWKWARD,
+        request_id="req\\1\t",
+        subject="",
+    )
+    # when it is copied
+    audit.insert_rows([row])
+    # then the ORM reads back exactly what was written
+    stored = Execution.objects.get(pk=row.pk)
+    assert (
+        stored.matched_rules,
+        stored.rule_results,
+        stored.context_snapshot,
+        stored.effects,
+        stored.action_results,
+        stored.blocking,
+        stored.duration_ms,
+        stored.caller,
+        stored.request_id,
+        stored.subject,
+        stored.ruleset_id,
+        stored.created_at,
+    ) == (
+        [document],
+        [{"outcome": "matched", "error": AWKWARD}],
+        document,
+        [{"message": {"content": AWKWARD}}],
+        [],
+        True,
+        0.125,
+        AWKWARD,
+        "req\\1\t",
+        "",
+        None,
+        row.values[audit._CREATED_AT_INDEX],
+    )
+
+
+def test_a_row_saved_alone_is_the_row_copy_writes(banner):
+    # given the same row twice, one copied and one saved alone (the writer's fallback)
+    columns = {
+        "entry_point_id": banner.pk,
+        "outcome": "error",
+        "context_snapshot": {"k": AWKWARD},
+        "caller": AWKWARD,
+        "duration_ms": 3.0,
+    }
+    copied = audit.new_row(id=uuid.uuid4(), **columns)
+    alone = audit.new_row(id=uuid.uuid4(), **columns)
+    # when one is copied and the other saved through the model
+    audit.insert_rows([copied])
+    alone.model().save(force_insert=True)
+    # then both rows read back the same, but for their ids and times
+    fields = ["outcome", "context_snapshot", "caller", "duration_ms", "matched_rules", "blocking"]
+    first, second = (
+        Execution.objects.filter(pk=pk).values(*fields).get() for pk in (copied.pk, alone.pk)
+    )
+    assert first == second
+    assert first["context_snapshot"] == {"k": AWKWARD}
+
+
+def test_new_row_refuses_a_name_that_is_no_field() -> None:
+    with pytest.raises(TypeError, match=r"not Execution fields: \['entry_point'\]"):
+        audit.new_row(entry_point=1)
