@@ -28,7 +28,7 @@ SERVE_ENV = DATABASE_URL="$(SERVE_DATABASE_URL)" REDIS_URL="$(SERVE_REDIS_URL)" 
 	VERDICT_CACHE_CHECK_INTERVAL=$${VERDICT_CACHE_CHECK_INTERVAL:-0.1}
 
 .PHONY: install run serve test lint format services clean bench bench-scale bench-scheduling \
-	bench-events bench-http bench-propagation frontend frontend-deps chromium
+	bench-events bench-http bench-instructions bench-propagation frontend frontend-deps chromium
 
 # The React app (frontend/): npm packages when the lock file changed, a build when a source
 # did. The browser tests drive the distribution's Chromium; Playwright never downloads one.
@@ -141,6 +141,13 @@ bench-http: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -q wrk)
 	DATABASE_URL="$(HTTP_BENCH_DATABASE_URL)" REDIS_URL="$(HTTP_BENCH_REDIS_URL)" \
 		$(PY) bench/http_execute.py $(BENCH_ARGS)
+
+# The same execute calls in one process under valgrind: instructions per call, a count the
+# shared machine's noise does not move (BENCH_ARGS="--against REV --baseline" to compare).
+bench-instructions: install
+	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -q valgrind)
+	DATABASE_URL="$(HTTP_BENCH_DATABASE_URL)" REDIS_URL="$(HTTP_BENCH_REDIS_URL)" \
+		$(PY) bench/instructions.py $(BENCH_ARGS)
 
 # Rule change propagation across 4 web processes, and the multi-process layout check.
 bench-propagation: install
