@@ -154,6 +154,7 @@ writer = AuditWriter()
 _FIELDS = tuple(Execution._meta.concrete_fields)
 _COPY_COLUMNS = tuple(str(f.column) for f in _FIELDS)
 _ATTNAMES = tuple(f.attname for f in _FIELDS)
+_ATTNAME_SET = frozenset(_ATTNAMES)
 _PK_INDEX = _ATTNAMES.index(Execution._meta.pk.attname)
 _CREATED_AT_INDEX = _ATTNAMES.index("created_at")
 
@@ -184,7 +185,7 @@ class AuditRow:
 def new_row(*, snapshot: Any = None, **columns: Any) -> AuditRow:
     """An AuditRow from Execution's field values by attribute name (`entry_point_id`, ...);
     a field left out takes its model default. Raises TypeError for a name that is no field."""
-    unknown = columns.keys() - set(_ATTNAMES)
+    unknown = columns.keys() - _ATTNAME_SET
     if unknown:
         raise TypeError(f"not Execution fields: {sorted(unknown)}")
     values = [
