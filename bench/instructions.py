@@ -38,11 +38,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Run as a script: bench/ is on the path, and http_execute puts the project root there too.
+import http_execute as http
 
-from bench import http_execute as http  # noqa: E402
+ROOT = http.ROOT
 
 KEY_NAME = "bench:instructions"
 
