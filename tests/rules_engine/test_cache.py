@@ -142,15 +142,20 @@ def test_with_interval_a_read_overtaken_by_a_local_bump_is_not_reused(
     assert (first, second) == ("a", "b")
 
 
-def test_with_interval_one_thread_refreshes_an_expired_stamp_the_others_keep_theirs(
-    clock: FakeClock, interval: float
+@pytest.mark.parametrize(
+    ("now", "seen"),
+    [(100.6, "a"), (101.0, "b")],
+    ids=["expired-keeps-its-stamp", "a-second-old-reads-again"],
+)
+def test_with_interval_one_thread_refreshes_an_expired_stamp(
+    clock: FakeClock, interval: float, now: float, seen: str
 ) -> None:
-    # Given the stamp "a" read at t=100.0, then moved by another process, and the interval
-    # expired while another thread of this process is re-reading it
+    # Given the stamp "a" read at t=100.0, then moved by another process, and another
+    # thread of this process re-reading it once the interval expired
     write_from_another_process("a")
     assert current_generation() == "a"
     write_from_another_process("b")
-    clock.now = 100.6
+    clock.now = now
     assert cache._refreshing.acquire(blocking=False)
     try:
         # When a thread asks for the stamp meanwhile
@@ -158,30 +163,10 @@ def test_with_interval_one_thread_refreshes_an_expired_stamp_the_others_keep_the
     finally:
         cache._refreshing.release()
 
-    # Then it gets the stamp it had without asking Redis; once the refresher is done, the
-    # next call reads the new one
-    assert during == "a"
+    # Then it keeps the stamp it had without asking Redis, but never once that stamp is a
+    # second old; after the refresh the next call reads the new one
+    assert during == seen
     assert current_generation() == "b"
-
-
-def test_with_interval_a_stamp_is_never_reused_a_second_after_it_was_read(
-    clock: FakeClock, interval: float
-) -> None:
-    # Given the stamp "a" read at t=100.0, then moved by another process, and a refresher
-    # that has held the refresh for a second
-    write_from_another_process("a")
-    assert current_generation() == "a"
-    write_from_another_process("b")
-    clock.now = 101.0
-    assert cache._refreshing.acquire(blocking=False)
-    try:
-        # When another thread asks for the stamp
-        during = current_generation()
-    finally:
-        cache._refreshing.release()
-
-    # Then it reads the shared stamp itself
-    assert during == "b"
 
 
 def test_with_interval_an_unreachable_cache_is_not_remembered(
