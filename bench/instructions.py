@@ -130,9 +130,11 @@ def counted(cwd: Path, env: dict[str, str], args: list[str]) -> int:
 
 def per_call(cwd: Path, *, settings: str, path: str, authorization: str, requests: int) -> int:
     """Instructions of one warm call: (warm + requests) - (warm + 1), over requests - 1."""
-    env = http.bench_env(settings_module=settings, PYTHONHASHSEED="0")
-    # No generation re-read while counting (valgrind slows each call about 50x).
-    env["VERDICT_CACHE_CHECK_INTERVAL"] = "0.9"
+    # Hashing fixed, and hardly a generation re-read while counting (valgrind slows each
+    # call about 50x).
+    env = http.bench_env(
+        settings_module=settings, PYTHONHASHSEED="0", VERDICT_CACHE_CHECK_INTERVAL="0.9"
+    )
     common = ["--path", path, "--warm", str(requests), "--authorization", authorization]
     with ThreadPoolExecutor(max_workers=2) as pool:
         short = pool.submit(counted, cwd, env, [*common, "--count", "1"])

@@ -45,18 +45,20 @@ _pool = _RandomPool()
 os.register_at_fork(after_in_child=_pool.forget)
 
 
-def new_uuid() -> str:
-    """A random (version 4) UUID in its canonical text form, as `str(uuid.uuid4())`."""
+def _random_v4() -> str:
+    """16 random bytes marked as a version 4, RFC 4122 UUID, as 32 hex digits."""
     raw = bytearray(_pool.take())
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = raw.hex()
+    return raw.hex()
+
+
+def new_uuid() -> str:
+    """A random (version 4) UUID in its canonical text form, as `str(uuid.uuid4())`."""
+    text = _random_v4()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def new_hex_id() -> str:
     """32 random hex digits, as `uuid.uuid4().hex` (a request id)."""
-    raw = bytearray(_pool.take())
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+    return _random_v4()

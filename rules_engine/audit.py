@@ -325,7 +325,7 @@ def _float(value: Any) -> str:
 
 
 def _timestamp(value: Any) -> str:
-    return str(value.isoformat())
+    return value.isoformat()
 
 
 def _writer(field: models.Field[Any, Any]) -> Any:

@@ -745,5 +745,4 @@ def _audit_row(
         caller=caller[:200],
         request_id=request_id[:100],
         subject=(decision.subject or "")[:200],
-        created_at=None,
     )

@@ -99,9 +99,9 @@ class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
             children = self._response_children(*key)
             # Only standard methods are remembered: the latency series takes the method as
             # sent, so remembering any other would let callers grow this dict without bound.
-            if children[0] is not None:
+            if request.method in _METHODS:
                 _response_children[key] = children
-        _, by_status, by_status_view_method, by_charset, latency = children
+        by_status, by_status_view_method, by_charset, latency = children
         by_status.inc()
         by_status_view_method.inc()
         by_charset.inc()
@@ -120,10 +120,8 @@ class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
         self, status: int, view: str, method: str, charset: str
     ) -> tuple[Any, ...]:
         metrics = self.metrics
-        known = method if method in _METHODS else None
-        label = known or "<invalid method>"
+        label = method if method in _METHODS else "<invalid method>"
         return (
-            known,
             metrics.responses_by_status.labels(status=str(status)),
             metrics.responses_by_status_view_method.labels(
                 status=str(status), view=view, method=label
