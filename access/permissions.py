@@ -27,6 +27,14 @@ def require_entry_point(request: Request, key: str) -> None:
         )
 
 
+def require_written_entry_point(request: Request, value: Any) -> None:
+    """`require_entry_point` for the entry point a write names: an EntryPoint, its key, or
+    None (nothing named: nothing to check)."""
+    key = value if isinstance(value, str) or value is None else value.key
+    if key is not None:
+        require_entry_point(request, key)
+
+
 def _scope_denied(key: VerifiedKey, needed: tuple[str, ...]) -> bool:
     return not key.scopes.intersection(needed)
 

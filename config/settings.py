@@ -185,6 +185,8 @@ REST_FRAMEWORK = {
     ],
     # Keys by scope (read / manage), staff users by their role's model permissions.
     "DEFAULT_PERMISSION_CLASSES": ["access.permissions.ScopeOrModelPermission"],
+    # A key limited to some entry points reads and changes only their rows (access/filters.py).
+    "DEFAULT_FILTER_BACKENDS": ["access.filters.KeyEntryPointFilter"],
     "DEFAULT_THROTTLE_CLASSES": ["access.throttling.VerdictRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

@@ -116,6 +116,7 @@ class EventViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Ge
     parser_classes = [SafeJSONParser]
     lookup_value_regex = "[0-9a-f-]{36}"
     key_scopes = EVENT_SCOPES
+    key_entry_point_field = "type"
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         """Accepting an event takes the hot path when it applies (see NewEventView)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -245,16 +245,29 @@ def execution_list(
     return queryset
 
 
-def cooldowns_active(*, rule_id: str | None = None) -> list[dict[str, Any]]:
-    """Active cooldowns (all, or one rule's) with their rule's name, soonest to end last."""
+def cooldowns_active(
+    *, rule_id: str | None = None, entry_points: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """Active cooldowns (all, or one rule's) with their rule's name, soonest to end last;
+    with `entry_points`, only those of rules on these entry points (an API key's limit)."""
     from rules_engine import cooldowns
 
     active = cooldowns.store().list(str(rule_id) if rule_id else None)
-    names = dict(Rule.objects.filter(pk__in={c.rule_id for c in active}).values_list("pk", "name"))
+    rules = Rule.objects.filter(pk__in={u for c in active if (u := _as_uuid(c.rule_id))})
+    if entry_points:
+        rules = rules.filter(entry_point__key__in=sorted(entry_points))
+    names = dict(rules.values_list("pk", "name"))
+    if entry_points:
+        active = [c for c in active if _as_uuid(c.rule_id) in names]
     return [
         {**c.as_dict(), "rule_name": names.get(_as_uuid(c.rule_id), "(deleted rule)")}
         for c in active
     ]
+
+
+def rule_entry_point_key(*, rule_id: Any) -> str | None:
+    """The key of the entry point of rule `rule_id`, or None (no such rule)."""
+    return Rule.objects.filter(pk=rule_id).values_list("entry_point__key", flat=True).first()
 
 
 def _as_uuid(value: str) -> Any:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from access.authentication import request_key
+from access.permissions import require_written_entry_point
 from experiments import selectors, services
 from experiments.api import serializers as s
 from experiments.models import Experiment
@@ -48,6 +49,7 @@ class ExperimentViewSet(viewsets.ModelViewSet):
     lookup_field = "key"
     lookup_value_regex = KEY_REGEX
     parser_classes = [SafeJSONParser]
+    key_entry_point_field = "entry_point__key"
 
     def get_queryset(self) -> QuerySet[Experiment]:
         if self.action != "list":
@@ -62,12 +64,21 @@ class ExperimentViewSet(viewsets.ModelViewSet):
             data["variants"] = [dict(v) for v in data["variants"]]
         return data
 
+    def _check_entry_points(self, serializer: BaseSerializer) -> None:
+        # A key limited to other entry points may not name theirs, directly or by the rule.
+        data = serializer.validated_data
+        require_written_entry_point(self.request, data.get("entry_point"))
+        if data.get("rule") is not None:
+            require_written_entry_point(self.request, data["rule"].entry_point)
+
     def perform_create(self, serializer: BaseSerializer) -> None:
+        self._check_entry_points(serializer)
         serializer.instance = services.experiment_create(
             data=self._data(serializer), user=self.request.user
         )
 
     def perform_update(self, serializer: BaseSerializer) -> None:
+        self._check_entry_points(serializer)
         serializer.instance = services.experiment_update(
             experiment=self.get_object(), data=self._data(serializer), user=self.request.user
         )

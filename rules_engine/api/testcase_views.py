@@ -18,9 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
+from access.filters import KeyEntryPointFilter
 from rules_engine import testcases
 from rules_engine.api.parsers import SafeJSONParser
 from rules_engine.api.schema import error_responses
+from rules_engine.api.views import RuleViewSet
 from rules_engine.models import Rule, RuleTestCase
 
 
@@ -93,9 +95,12 @@ class RuleTestCaseViewSet(viewsets.ModelViewSet):
     queryset = RuleTestCase.objects.all()
     serializer_class = RuleTestCaseSerializer
     parser_classes = [SafeJSONParser]
+    key_entry_point_field = "rule__entry_point__key"
 
     def _rule(self) -> Rule:
-        rule = Rule.objects.select_related("entry_point").filter(pk=self.kwargs["rule_id"]).first()
+        rules = Rule.objects.select_related("entry_point").filter(pk=self.kwargs["rule_id"])
+        # A key limited to other entry points does not see the rule (as the rules API).
+        rule = KeyEntryPointFilter().filter_queryset(self.request, rules, RuleViewSet).first()
         if rule is None:
             raise NotFound(f"no rule {self.kwargs['rule_id']}")
         return rule

@@ -18,8 +18,12 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from access.authentication import ApiKeyAuthentication
-from access.permissions import KeyScopeOrStaff, require_entry_point
+from access.authentication import ApiKeyAuthentication, request_key
+from access.permissions import (
+    KeyScopeOrStaff,
+    require_entry_point,
+    require_written_entry_point,
+)
 from rules_engine import cache, engine, selectors, services
 from rules_engine.api import hot_path
 from rules_engine.api import serializers as s
@@ -51,12 +55,24 @@ class VersionedModelViewSet(viewsets.ModelViewSet):
 
     The serializer only checks shapes and types; the service validates, compiles, versions and
     records who changed what and why (`change_note`).
+
+    `written_entry_point_field`: the field of a write naming its entry point, which an API key
+    limited to other entry points may not name (None: the model belongs to no entry point).
     """
+
+    written_entry_point_field: str | None = None
 
     def _writes(self) -> services.VersionedWrites:
         return services.VERSIONED_WRITES[self.get_queryset().model]
 
+    def check_written_entry_point(self, serializer: BaseSerializer) -> None:
+        """Refuse (403) a write naming an entry point the request's key may not use."""
+        if self.written_entry_point_field is not None:
+            value = serializer.validated_data.get(self.written_entry_point_field)
+            require_written_entry_point(self.request, value)
+
     def perform_create(self, serializer: BaseSerializer) -> None:
+        self.check_written_entry_point(serializer)
         data = dict(serializer.validated_data)
         note = data.pop("change_note", "")
         serializer.instance = self._writes().create(
@@ -64,6 +80,7 @@ class VersionedModelViewSet(viewsets.ModelViewSet):
         )
 
     def perform_update(self, serializer: BaseSerializer) -> None:
+        self.check_written_entry_point(serializer)
         data = dict(serializer.validated_data)
         note = data.pop("change_note", "")
         serializer.instance = self._writes().update(
@@ -188,6 +205,8 @@ class EntryPointViewSet(VersionedModelViewSet):
 
     queryset = EntryPoint.objects.all()
     serializer_class = s.EntryPointSerializer
+    key_entry_point_field = "key"
+    written_entry_point_field = "key"
     lookup_field = "key"
     lookup_value_regex = KEY_REGEX
     parser_classes = [SafeJSONParser]
@@ -198,6 +217,8 @@ class MessageTemplateViewSet(VersionedModelViewSet):
 
     queryset = MessageTemplate.objects.all()
     serializer_class = s.MessageTemplateSerializer
+    # Templates belong to no entry point: every key with the scope sees them all.
+    key_entry_point_field = None
     lookup_field = "key"
     lookup_value_regex = KEY_REGEX
     parser_classes = [SafeJSONParser]
@@ -235,6 +256,8 @@ class RuleViewSet(VersionedModelViewSet):
 
     queryset = Rule.objects.all()
     serializer_class = s.RuleSerializer
+    key_entry_point_field = "entry_point__key"
+    written_entry_point_field = "entry_point"
     lookup_value_regex = "[0-9a-f-]{36}"
     parser_classes = [SafeJSONParser]
 
@@ -312,6 +335,7 @@ class RuleViewSet(VersionedModelViewSet):
         return _or_draft(super().destroy, request, *args, **kwargs)
 
     def perform_create(self, serializer: BaseSerializer) -> None:
+        self.check_written_entry_point(serializer)
         data = dict(serializer.validated_data)
         if selectors.rule_needs_review(entry_point=data.get("entry_point")):
             note = data.pop("change_note", "")
@@ -323,6 +347,7 @@ class RuleViewSet(VersionedModelViewSet):
         super().perform_create(serializer)
 
     def perform_update(self, serializer: BaseSerializer) -> None:
+        self.check_written_entry_point(serializer)
         data = dict(serializer.validated_data)
         rule = self.get_object()
         if selectors.rule_needs_review(rule_id=rule.pk, entry_point=data.get("entry_point")):
@@ -357,6 +382,7 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """
 
     serializer_class = s.ExecutionSerializer
+    key_entry_point_field = "entry_point__key"
 
     def get_queryset(self) -> QuerySet[Execution]:
         params = self.request.query_params
@@ -369,7 +395,10 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
 
 
 class CooldownViewSet(viewsets.ViewSet):
-    """Active cooldowns (staff): `GET /api/cooldowns/?rule=<id>`, `POST /api/cooldowns/clear/`."""
+    """Active cooldowns (staff): `GET /api/cooldowns/?rule=<id>`, `POST /api/cooldowns/clear/`.
+
+    A key limited to some entry points lists and clears only their rules' cooldowns.
+    """
 
     parser_classes = [SafeJSONParser]
     # For the role check only (view_cooldown to list, add_cooldown to clear); rows are not
@@ -385,7 +414,13 @@ class CooldownViewSet(viewsets.ViewSet):
         query = s.CooldownFilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         rule = query.validated_data.get("rule")
-        return Response(selectors.cooldowns_active(rule_id=str(rule) if rule else None))
+        key = request_key(request)
+        return Response(
+            selectors.cooldowns_active(
+                rule_id=str(rule) if rule else None,
+                entry_points=key.entry_points if key is not None else None,
+            )
+        )
 
     @extend_schema(
         request=s.CooldownFilterSerializer,
@@ -398,6 +433,9 @@ class CooldownViewSet(viewsets.ViewSet):
         body.is_valid(raise_exception=True)
         if "rule" not in body.validated_data:
             raise ValidationError({"rule": ["This field is required."]})
+        entry_point = selectors.rule_entry_point_key(rule_id=body.validated_data["rule"])
+        if entry_point is not None:
+            require_entry_point(request, entry_point)
         cleared = services.cooldown_clear(
             rule_id=str(body.validated_data["rule"]),
             subject=body.validated_data.get("subject"),
@@ -416,6 +454,7 @@ class RuleChangeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     serializer_class = s.RuleChangeSerializer
     parser_classes = [SafeJSONParser]
+    key_entry_point_field = "entry_point__key"
 
     def get_queryset(self) -> QuerySet[RuleChange]:
         if self.action != "list":
