@@ -185,6 +185,8 @@ class ExperimentAdmin(RefusedSaveAdmin):
                 self.message_user(
                     request, f"{experiment.key}: {details_text(exc.details)}", messages.ERROR
                 )
+            except PermissionDenied as exc:
+                self.message_user(request, f"{experiment.key}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, f"{verb} {experiment.key}.", messages.SUCCESS)
 

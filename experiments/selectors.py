@@ -17,6 +17,7 @@ from experiments.models import CONTROL, Experiment
 from experiments.runtime import variant_tag
 from experiments.stats import SampleRatioCheck, sample_ratio_check
 from rules_engine.models import Acknowledgement, Execution, Preference
+from rules_engine.selectors import APPROVE_PERMISSION
 
 
 def experiment_list(
@@ -163,3 +164,25 @@ def experiment_results(*, experiment: Experiment) -> ExperimentResults:
         )
     srm = sample_ratio_check(observed=exposures, weights=[v.weight for v in variants])
     return ExperimentResults(experiment.key, experiment.status, source, results, srm)
+
+
+def experiment_start_refusal(*, experiment: Experiment, user: Any) -> str | None:
+    """Why `user` may not start `experiment` (None when they may).
+
+    On a critical entry point starting an experiment changes live decisions as a rule change
+    does, so four-eyes applies: a publisher, and not the one who created the experiment. No
+    user (a command) is trusted.
+    """
+    if user is None or not experiment.entry_point.critical:
+        return None
+    if not user.is_authenticated or not user.has_perm(APPROVE_PERMISSION):
+        return (
+            f"starting an experiment on the critical entry point {experiment.entry_point.key!r} "
+            "needs the publisher role (approve_rulechange)"
+        )
+    if experiment.created_by_id is not None and experiment.created_by_id == user.pk:
+        return (
+            "the creator of an experiment on a critical entry point cannot start it; "
+            "another publisher must"
+        )
+    return None

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from experiments import selectors
 from experiments.models import CONTROL, Experiment, Variant
 from experiments.runtime import CONTENT_FIELDS, variant_rule
 from rules_engine import cache
@@ -224,10 +225,15 @@ def experiment_start(*, experiment: Experiment, user: User = None) -> Experiment
 
     Raises InvalidInput (invalid_experiment) unless it is a draft on an active rule with
     `control` and at least one other weighted variant whose content compiles against the live
-    rule, and no other experiment is running on that rule. Writes status and started_at and
-    invalidates the compiled rulesets.
+    rule, and no other experiment is running on that rule. On a critical entry point a variant
+    decides live like a rule change, so four-eyes applies: raises PermissionDenied unless
+    `user` is a publisher other than the experiment's creator (no user: a trusted caller).
+    Writes status and started_at and invalidates the compiled rulesets.
     """
     locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+    refusal = selectors.experiment_start_refusal(experiment=locked, user=user)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
     if locked.status != Experiment.Status.DRAFT:
         raise _refuse("$.status", f"only a draft can start; this one is {locked.status}")
     rule = locked.rule

@@ -403,6 +403,24 @@ class EntryPointAdmin(ServiceHistoryAdmin):
 
     form = EntryPointAdminForm
     list_display = ("key", "description", "critical", "active", "version", "updated_at")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A critical entry point is read-only to anyone but a publisher (four-eyes: an author
+        could otherwise switch its review off, or its masking)."""
+        if obj is not None and selectors.critical_entry_point_change_refusal(
+            entry_point=obj, user=request.user
+        ):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """As changing: a critical entry point is deleted by a publisher only."""
+        if obj is not None and selectors.critical_entry_point_change_refusal(
+            entry_point=obj, user=request.user
+        ):
+            return False
+        return super().has_delete_permission(request, obj)
+
     list_filter = ("critical", "active")
     search_fields = ("key", "description")
     readonly_fields = ("version", "created_at", "updated_at")

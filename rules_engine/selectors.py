@@ -347,6 +347,18 @@ def rule_change_review_refusal(*, change: RuleChange, user: Any) -> str | None:
     return None
 
 
+def critical_entry_point_change_refusal(*, entry_point: EntryPoint, user: Any) -> str | None:
+    """Why `user` may not change or delete a critical entry point directly (None when they
+    may): its schema, masking, activity and criticality decide as much as its rules do, so
+    only the publisher role changes them. No user (a command, the demo loader) is trusted."""
+    if user is None or not entry_point.critical or user.has_perm(APPROVE_PERMISSION):
+        return None
+    return (
+        f"changing the critical entry point {entry_point.key!r} needs the publisher role "
+        "(approve_rulechange)"
+    )
+
+
 def rule_change_withdraw_refusal(*, change: RuleChange, user: Any) -> str | None:
     """Why `user` may not withdraw `change` (None when they may): only a draft, only its author."""
     if change.status != RuleChange.Status.DRAFT:

@@ -565,6 +565,12 @@ def _entry_point_errors(entry_point: EntryPoint) -> list[ErrorDetail]:
     return errors
 
 
+def _check_critical_entry_point(entry_point: EntryPoint, user: User) -> None:
+    refusal = selectors.critical_entry_point_change_refusal(entry_point=entry_point, user=user)
+    if refusal is not None:
+        raise PermissionDenied(refusal)
+
+
 def _entry_point_write(
     entry_point: EntryPoint, data: Mapping[str, Any], *, user: User, change_note: str
 ) -> EntryPoint:
@@ -599,8 +605,13 @@ def entry_point_create(
 def entry_point_update(
     *, entry_point: EntryPoint, data: Mapping[str, Any], user: User = None, change_note: str = ""
 ) -> EntryPoint:
-    """Change an entry point as a new version. Raises InvalidInput (invalid_entry_point)."""
+    """Change an entry point as a new version.
+
+    Raises PermissionDenied when the entry point is critical and `user` is not a publisher
+    (`selectors.critical_entry_point_change_refusal`), InvalidInput (invalid_entry_point).
+    """
     locked = EntryPoint.objects.select_for_update().get(pk=entry_point.pk)
+    _check_critical_entry_point(locked, user)
     locked.version += 1
     updated = _entry_point_write(locked, data, user=user, change_note=change_note or "Updated")
     entry_point.refresh_from_db()
@@ -626,8 +637,10 @@ def entry_point_rollback(*, entry_point: EntryPoint, version: int, user: User = 
 def entry_point_delete(*, entry_point: EntryPoint, user: User = None) -> None:
     """Delete an entry point that has no rules and no audit rows.
 
-    Raises InvalidInput (invalid_entry_point) when rules or executions still refer to it.
+    Raises PermissionDenied (critical entry point, `user` not a publisher) or InvalidInput
+    (invalid_entry_point) when rules or executions still refer to it.
     """
+    _check_critical_entry_point(entry_point, user)
     if entry_point.rules.exists() or entry_point.executions.exists():
         raise InvalidInput(
             [{"path": "$", "message": "entry point has rules or executions; deactivate it"}],

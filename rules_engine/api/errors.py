@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -51,6 +52,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     code: Any = "error"
     if isinstance(exc, Http404):
         code = "not_found"
+    elif isinstance(exc, PermissionDenied):  # a service's refusal (DRF answers it with 403)
+        code = "permission_denied"
     elif isinstance(exc, exceptions.APIException):
         code = exc.get_codes()
         if not isinstance(code, str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from experiments import services
 from experiments.models import Experiment
 from rules_engine.models import Rule
 from tests.experiments.conftest import BYE, make_promo
@@ -76,7 +77,10 @@ def test_promote_answers_with_the_updated_rule(api_client: Any, promo_rule: Rule
 def test_promote_on_a_critical_entry_point_answers_with_the_draft(api_client: Any, db: Any) -> None:
     rule = make_promo(critical=True)
     _create(api_client, rule)
-    api_client.post(f"{URL}greet-ab/start/")
+    # Its creator may not start it on a critical entry point (four-eyes); another may.
+    refused = api_client.post(f"{URL}greet-ab/start/")
+    assert (refused.status_code, refused.json()["error"]) == (403, "permission_denied")
+    services.experiment_start(experiment=Experiment.objects.get(key="greet-ab"))
     response = api_client.post(f"{URL}greet-ab/promote/", {"variant": "b"}, format="json")
     assert response.status_code == 200
     assert response.json()["rule"] is None

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import connection
 
 from experiments import services
 from experiments.models import Experiment
@@ -177,3 +183,41 @@ def test_a_running_experiment_cannot_be_deleted(promo_rule: Rule) -> None:
     services.experiment_stop(experiment=experiment)
     services.experiment_delete(experiment=experiment)
     assert not Experiment.objects.exists()
+
+
+def test_starting_on_a_critical_entry_point_needs_another_publisher(
+    db: Any, django_user_model: Any
+) -> None:
+    # given an author's experiment on a rule of a critical entry point (roles as migrated)
+    roles = importlib.import_module("rules_engine.migrations.0004_roles")
+    roles.create_roles(django_apps, SimpleNamespace(connection=connection))
+
+    def member(name: str, role: str) -> Any:
+        user = django_user_model.objects.create_user(name, password="pw", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        return django_user_model.objects.get(pk=user.pk)
+
+    author, creator = member("alice", "author"), member("cy", "publisher")
+    publisher = member("pete", "publisher")
+    rule = make_promo(critical=True)
+    by_author = services.experiment_create(data=experiment_data(rule), user=author)
+    by_publisher = services.experiment_create(
+        data=experiment_data(rule, key="greet-cd"), user=creator
+    )
+    # when the author starts theirs, and a publisher starts their own
+    with pytest.raises(PermissionDenied) as not_publisher:
+        services.experiment_start(experiment=by_author, user=author)
+    with pytest.raises(PermissionDenied) as own:
+        services.experiment_start(experiment=by_publisher, user=creator)
+    # then both are refused and nothing runs; another publisher may start it
+    assert str(not_publisher.value) == (
+        "starting an experiment on the critical entry point 'promo' needs the publisher role "
+        "(approve_rulechange)"
+    )
+    assert str(own.value) == (
+        "the creator of an experiment on a critical entry point cannot start it; "
+        "another publisher must"
+    )
+    assert set(Experiment.objects.values_list("status", flat=True)) == {"draft"}
+    started = services.experiment_start(experiment=by_author, user=publisher)
+    assert started.status == "running"

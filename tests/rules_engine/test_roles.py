@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -17,6 +18,7 @@ from rest_framework.test import APIClient
 
 from rules_engine import services
 from rules_engine.models import EntryPoint, Rule
+from tests.support.keys import new_key
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +161,51 @@ def test_an_author_writes_rules_through_the_api(django_user_model, entry_point):
         content_type="application/json",
     )
     assert (response.status_code, response.json()["created_by"]) == (201, "alice")
+
+
+def test_an_author_cannot_change_a_critical_entry_point_but_a_publisher_can(django_user_model):
+    # given a critical entry point (its rules' changes go through four-eyes)
+    critical = services.entry_point_create(data={"key": "payments", "critical": True})
+    author = member(django_user_model, "alice", "author")
+    publisher = member(django_user_model, "pete", "publisher")
+    # when the author switches its review off, in the admin and through the service
+    client = Client()
+    client.force_login(author)
+    page = client.get(reverse("admin:rules_engine_entrypoint_change", args=[critical.pk]))
+    posted = client.post(
+        reverse("admin:rules_engine_entrypoint_change", args=[critical.pk]),
+        {"key": "payments", "critical": "", "active": "on", "context_schema": "{}"},
+    )
+    with pytest.raises(PermissionDenied) as refused:
+        services.entry_point_update(entry_point=critical, data={"critical": False}, user=author)
+    # then the page is read-only, the post refused, and the entry point still critical
+    assert not page.context["has_change_permission"]
+    assert posted.status_code == 403
+    assert str(refused.value) == (
+        "changing the critical entry point 'payments' needs the publisher role (approve_rulechange)"
+    )
+    with pytest.raises(PermissionDenied):
+        services.entry_point_delete(entry_point=critical, user=author)
+    assert EntryPoint.objects.get(pk=critical.pk).critical is True
+    # while a publisher may, and an author still changes a non-critical entry point
+    changed = services.entry_point_update(
+        entry_point=critical, data={"critical": False}, user=publisher
+    )
+    assert (changed.critical, changed.version) == (False, 2)
+    relaxed = services.entry_point_update(
+        entry_point=changed, data={"description": "cards"}, user=author
+    )
+    assert (relaxed.description, relaxed.version) == ("cards", 3)
+
+
+def test_a_manage_key_cannot_change_a_critical_entry_point(django_user_model):
+    services.entry_point_create(data={"key": "payments", "critical": True})
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Api-Key {new_key(scopes=['manage'])}")
+    response = api.patch(
+        "/api/entry-points/payments/",
+        json.dumps({"critical": False}),
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert EntryPoint.objects.get(key="payments").critical is True
