@@ -62,6 +62,8 @@ def admit(view: Any, request: HttpRequest) -> Callable[[], HttpResponse] | None:
     if body is None or not key.allows_entry_point(body[0]):
         return None
     entry_point, context, dry_run = body
+    if dry_run and key.publishable:
+        return None  # refused by DRF (ExecuteView.post)
 
     def decide() -> tuple[Any, int]:
         decision = engine.execute(

@@ -146,6 +146,13 @@ class ExecuteView(OpenJSONView):
         body = s.ExecuteRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         require_entry_point(request, body.validated_data["entry_point"])
+        key = request_key(request)
+        if key is not None and key.publishable and body.validated_data["dry_run"]:
+            # A publishable key is public (it sits in a web page): a dry run would show anyone
+            # every rule's logic (and pick the rules' clock with `now`).
+            raise PermissionDenied(
+                "a publishable key may not ask for a dry run", code="publishable_key_limited"
+            )
         decision = engine.execute(
             entry_point=body.validated_data["entry_point"],
             context=body.validated_data["context"],

@@ -163,6 +163,38 @@ def test_publishable_key_works_only_from_its_origins(demo, demo_context):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "extra",
+    [{"dry_run": True}, {"dry_run": True, "now": "2020-01-01T00:00:00Z"}],
+)
+def test_publishable_key_may_not_dry_run(demo, demo_context, extra):
+    # given a browser's publishable key, and a server's secret key
+    _, raw = api_key_create(
+        name="web",
+        kind="publishable",
+        scopes=["execute"],
+        entry_points=["checkout"],
+        allowed_origins=[ORIGIN],
+    )
+    browser = client_with(raw, HTTP_ORIGIN=ORIGIN)
+    server = client_with(new_key(scopes=["execute"]))
+    body = json.dumps({"entry_point": "checkout", "context": demo_context, **extra})
+    # when each asks for a dry run (every rule's logic, at a clock of its choosing)
+    refused = browser.post(EXECUTE, body, content_type="application/json")
+    allowed = server.post(EXECUTE, body, content_type="application/json")
+    # then the publishable key is refused and nothing is decided for it
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {
+            "error": "publishable_key_limited",
+            "detail": "a publishable key may not ask for a dry run",
+        },
+    )
+    assert (allowed.status_code, allowed.json()["execution_id"]) == (200, None)
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_cors_preflight_is_answered_only_for_allowed_origins(demo):
     api_key_create(
         name="web",
