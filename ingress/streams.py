@@ -89,7 +89,7 @@ from redis.retry import Retry
 
 from ingress import services
 from ingress.serializers import SOURCE_PATTERN
-from rules_engine.api.parsers import json_depth_exceeds
+from rules_engine.api.parsers import json_depth_exceeds, out_of_range_integer_path
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
 from rules_engine.paths import json_path
 
@@ -254,6 +254,9 @@ def parse_message(fields: Mapping[Any, Any]) -> EventMessage | CancelMessage:
     max_depth = int(settings.VERDICT["MAX_JSON_DEPTH"])
     if json_depth_exceeds(body, max_depth):
         raise PoisonMessage("invalid_json", f"data is nested deeper than {max_depth} levels")
+    if (where := out_of_range_integer_path(data)) is not None:
+        # Stored and sent on as JSON numbers, it could not be kept exactly (as over HTTP).
+        raise PoisonMessage("invalid_json", f"data holds an integer beyond 64 bits at {where}")
     if not isinstance(body, dict):
         raise PoisonMessage(
             "invalid_message", f"data must be a JSON object, not {_json_type(body)}"

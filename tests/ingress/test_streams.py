@@ -346,6 +346,12 @@ POISON: dict[str, PoisonCase] = {
         "data is larger than 262144 bytes",
         [],
     ),
+    "integer beyond 64 bits": (
+        lambda ctx: _data(_event({**ctx, "ref": 123456789012345678901234567891})),
+        "invalid_json",
+        "data holds an integer beyond 64 bits at $.payload.ref",
+        [],
+    ),
     "not an object": (
         lambda ctx: _data([_event(ctx)]),
         "invalid_message",

@@ -17,6 +17,7 @@ from django.core.management import call_command
 
 from ingress.models import Event
 from rules_engine import engine, services
+from rules_engine.api.parsers import out_of_range_integer_path
 from rules_engine.errors import InvalidInput
 from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule
 
@@ -145,6 +146,32 @@ def test_nul_in_a_string_is_a_400_with_its_path(api_client, world, path, method)
     response = _send(api_client, method, _url(path, world), raw, "application/json")
     body = _assert_error(response, 400, "malformed_json")
     assert body["detail"] == "JSON strings may not contain NUL (\\u0000): at $.reason.deep[1]."
+
+
+@pytest.mark.parametrize(("path", "method"), BODY_OPERATIONS)
+def test_an_integer_beyond_64_bits_is_a_400_with_its_path(api_client, world, path, method):
+    # orjson would read it as the nearest float: two such ids would be one subject
+    raw = '{"reason": {"ids": [1, 123456789012345678901234567891]}}'
+    response = _send(api_client, method, _url(path, world), raw, "application/json")
+    body = _assert_error(response, 400, "malformed_json")
+    assert body["detail"] == "JSON integer beyond 64 bits (not kept exactly): at $.reason.ids[1]."
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"id": 18446744073709551615, "low": -9223372036854775808}',
+        '{"id": "123456789012345678901234567891", "x": 1.23456789012345678901}',
+        '{"x": 12345678901234567890123e-3}',
+    ],
+)
+def test_64_bit_integers_and_long_digit_runs_elsewhere_pass(raw):
+    assert out_of_range_integer_path(raw.encode()) is None
+
+
+def test_an_integer_just_beyond_64_bits_is_found():
+    assert out_of_range_integer_path(b'{"a": {"b": 18446744073709551616}}') == "$.a.b"
+    assert out_of_range_integer_path(b"[0, -9223372036854775809]") == "$[1]"
 
 
 @pytest.mark.parametrize(("path", "method"), BODY_OPERATIONS)
