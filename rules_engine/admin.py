@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -78,6 +79,14 @@ def object_or_404(model_admin: admin.ModelAdmin[Any], request: HttpRequest, obje
     if obj is None:
         raise Http404(f"no {model_admin.opts.verbose_name} {object_id}")
     return obj
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 class ServiceRefused(Exception):
@@ -296,8 +305,9 @@ class ServiceHistoryAdmin(SimpleHistoryAdmin):
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """The history page: every version with its changes and a Revert button on older ones."""
-        obj = self.get_object(request, unquote(object_id))
+        """The history page: every version with its changes and a Revert button on older ones.
+        Raises Http404 for an id that names no object (a malformed one included)."""
+        obj = object_or_404(self, request, object_id)
         context = {"current_version": getattr(obj, "version", None), **(extra_context or {})}
         return super().history_view(request, object_id, context)
 
@@ -580,8 +590,12 @@ class RuleAdmin(ServiceHistoryAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         rule_id = request.GET.get("rule") or None
+        if rule_id is not None and not _is_uuid(rule_id):
+            raise Http404(f"no rule {rule_id}")
+        # As the API: ending cooldowns is the publisher's (add_cooldown), not an author's.
+        can_clear = request.user.has_perm("rules_engine.add_cooldown")
         if request.method == "POST":
-            if not self.has_change_permission(request):
+            if not can_clear:
                 raise PermissionDenied
             target = request.POST.get("rule", "")
             subject = request.POST.get("subject") or None
@@ -594,6 +608,7 @@ class RuleAdmin(ServiceHistoryAdmin):
             "opts": self.opts,
             "app_label": self.opts.app_label,
             "rule_id": rule_id,
+            "can_clear": can_clear,
             "cooldowns": selectors.cooldowns_active(rule_id=rule_id),
         }
         return TemplateResponse(request, "admin/rules_engine/rule/cooldowns.html", context)

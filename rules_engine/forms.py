@@ -9,6 +9,7 @@ the services, which check again inside their transaction.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
@@ -45,6 +46,21 @@ class MonospaceTextarea(forms.Textarea):
         return context
 
 
+class _NotJSON(ValueError):
+    """A number Python's parser takes but JSON (and PostgreSQL) does not."""
+
+
+def _not_json(constant: str) -> Any:
+    raise _NotJSON(f"{constant} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise _NotJSON(f"{text} is too large for a JSON number")
+    return number
+
+
 class PrettyJSONField(forms.JSONField):
     """A JSON form field shown indented in a monospace textarea.
 
@@ -57,6 +73,8 @@ class PrettyJSONField(forms.JSONField):
 
     def __init__(self, *, empty: Callable[[], Any] = dict, **kwargs: Any) -> None:
         self.empty = empty
+        # An add page starts from the empty value ({} or []), not from JSON null.
+        kwargs.setdefault("initial", empty)
         super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> Any:
@@ -68,17 +86,26 @@ class PrettyJSONField(forms.JSONField):
         if isinstance(value, (list, dict, int, float)):
             return value
         try:
-            return json.loads(value, cls=self.decoder)
+            return json.loads(
+                value, cls=self.decoder, parse_constant=_not_json, parse_float=_finite
+            )
         except json.JSONDecodeError as exc:
             reason = f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
             raise forms.ValidationError(
                 self.error_messages["invalid"], code="invalid", params={"reason": reason}
             ) from exc
+        except _NotJSON as exc:
+            raise forms.ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"reason": str(exc)}
+            ) from exc
 
     def prepare_value(self, value: Any) -> Any:
-        """The text shown in the widget: indented JSON, or the invalid text as it was typed."""
+        """The text shown in the widget: indented JSON, or the invalid text as it was typed
+        (blank for a missing optional value, e.g. no cooldown key)."""
         if isinstance(value, InvalidJSONInput):
             return value
+        if value is None and self.empty() is None:
+            return ""
         return json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False, cls=self.encoder)
 
 

@@ -553,6 +553,13 @@ def entry_point_content_errors(
 
 def _entry_point_errors(entry_point: EntryPoint) -> list[ErrorDetail]:
     errors: list[ErrorDetail] = []
+    # Stored values are never null (None means "not checked" to entry_point_content_errors).
+    if entry_point.context_schema is None:
+        errors.append({"path": "$.context_schema", "message": "the schema must be an object"})
+    if entry_point.sensitive_paths is None:
+        errors.append(
+            {"path": "$.sensitive_paths", "message": "a list of dotted paths like 'card.number'"}
+        )
     try:
         entry_point.full_clean(exclude=["context_schema", "sensitive_paths"])
     except ValidationError as exc:

@@ -244,6 +244,75 @@ def test_invalid_json_is_a_form_error(
     assert Rule.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{">": [{"var": "x"}, NaN]}', "NaN is not a JSON value"),
+        ('{">": [{"var": "x"}, -Infinity]}', "-Infinity is not a JSON value"),
+        ('{">": [{"var": "x"}, 1e400]}', "1e400 is too large for a JSON number"),
+    ],
+)
+def test_numbers_json_has_not_are_a_form_error_not_a_500(
+    admin_client: Client, entry_point: EntryPoint, template: MessageTemplate, text: str, reason: str
+) -> None:
+    # when a condition holds a number Python's parser takes but JSON (and the database) not
+    response = admin_client.post(url("rule_add"), rule_form(entry_point, condition=text))
+    # then the field refuses it and nothing is stored
+    assert form_errors(response) == {"condition": [f"Invalid JSON: {reason}."]}
+    assert Rule.objects.count() == 0
+
+
+def test_add_pages_start_from_empty_json_not_null(admin_client: Client) -> None:
+    # when the add pages are shown
+    rule_page = admin_client.get(url("rule_add")).context["adminform"].form
+    entry_page = admin_client.get(url("entrypoint_add")).context["adminform"].form
+    # then each JSON box shows its empty value, and the optional cooldown key is blank
+    shown = {
+        name: form[name].value()
+        for form, names in (
+            (rule_page, ("condition", "actions", "metadata", "cooldown_key")),
+            (entry_page, ("context_schema", "sensitive_paths")),
+        )
+        for name in names
+    }
+    assert shown == {
+        "condition": "{}",
+        "actions": "[]",
+        "metadata": "{}",
+        "cooldown_key": "",
+        "context_schema": "{}",
+        "sensitive_paths": "[]",
+    }
+
+
+def test_an_entry_point_with_a_null_schema_is_a_form_error_not_a_500(admin_client: Client) -> None:
+    data = {
+        "key": "signup",
+        "active": "on",
+        "context_schema": "null",
+        "sensitive_paths": "null",
+        "change_note": "",
+    }
+    response = admin_client.post(url("entrypoint_add"), data)
+    assert response.status_code == 200
+    assert form_errors(response) == {
+        "context_schema": ["$.context_schema: the schema must be an object"],
+        "sensitive_paths": ["$.sensitive_paths: a list of dotted paths like 'card.number'"],
+    }
+    assert EntryPoint.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/rules_engine/rule/not-a-uuid/history/",
+        "/admin/rules_engine/rule/cooldowns/?rule=not-a-uuid",
+    ],
+)
+def test_a_malformed_rule_id_in_an_admin_url_is_a_404(admin_client: Client, path: str) -> None:
+    assert admin_client.get(path).status_code == 404
+
+
 def test_a_refusal_at_save_time_is_a_form_error_not_a_500(
     admin_client: Client,
     entry_point: EntryPoint,

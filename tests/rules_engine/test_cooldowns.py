@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group
 from django.db import DatabaseError, connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from rules_engine import cooldowns, engine, services
@@ -136,4 +141,35 @@ def test_admin_lists_and_clears_cooldowns(cooled, demo_context, admin_client):
         "/admin/rules_engine/rule/cooldowns/", {"rule": str(cooled.pk), "subject": "42"}
     )
     assert response.status_code == 302
+    assert cooldowns.store().list(str(cooled.pk)) == []
+
+
+def test_an_author_sees_cooldowns_in_the_admin_but_only_a_publisher_clears_them(
+    cooled, demo_context, django_user_model
+):
+    # given an active cooldown, an author and a publisher (roles as migrated)
+    roles = importlib.import_module("rules_engine.migrations.0004_roles")
+    roles.create_roles(django_apps, SimpleNamespace(connection=connection))
+    engine.execute(entry_point="checkout", context=demo_context)
+    clients = {}
+    for name, role in (("alice", "author"), ("pete", "publisher")):
+        user = django_user_model.objects.create_user(name, password="pw", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        clients[role] = Client()
+        clients[role].force_login(user)
+    page = "/admin/rules_engine/rule/cooldowns/"
+    form = {"rule": str(cooled.pk), "subject": "42"}
+    # when each looks and tries to clear it
+    author_page = clients["author"].get(page)
+    author_post = clients["author"].post(page, form)
+    kept = cooldowns.store().list(str(cooled.pk))
+    publisher_page = clients["publisher"].get(page)
+    publisher_post = clients["publisher"].post(page, form)
+    # then the author sees it without a Clear button and is refused; the publisher clears it
+    assert (author_page.status_code, author_page.context["can_clear"]) == (200, False)
+    assert 'value="Clear"' not in author_page.content.decode()
+    assert author_post.status_code == 403
+    assert [c.subject for c in kept] == ["42"]
+    assert 'value="Clear"' in publisher_page.content.decode()
+    assert publisher_post.status_code == 302
     assert cooldowns.store().list(str(cooled.pk)) == []
