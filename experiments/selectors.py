@@ -8,9 +8,11 @@ experiment's start and stop. One aggregate query counts every variant.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from experiments.models import CONTROL, Experiment
@@ -87,14 +89,38 @@ def _label_exists(labels: list[str]) -> Any:
     return Exists(Label.objects.filter(condition, label__in=labels))
 
 
-def _outcome_filters(experiment: Experiment) -> tuple[str | None, Q | None, Any]:
-    """(source name, filter of executions an outcome can follow, the outcome condition)."""
+def _holds(items: Any, element: Mapping[str, Any]) -> bool:
+    return isinstance(items, list) and any(
+        isinstance(item, dict) and all(item.get(k) == v for k, v in element.items())
+        for item in items
+    )
+
+
+def json_containment() -> bool:
+    """Whether the database filters by JSON containment (PostgreSQL does, SQLite does not)."""
+    return connection.vendor == "postgresql"
+
+
+def _contains(executions: QuerySet[Execution] | None, field: str, element: dict[str, Any]) -> Q:
+    """Executions whose JSON list `field` holds an object with `element`'s keys and values:
+    PostgreSQL's containment (`@>`, indexed), or where the database has none (SQLite, the
+    embedded default of `make run`) the ids of such rows, found in Python."""
+    if json_containment():
+        return Q(**{f"{field}__contains": [element]})
+    rows = executions.values_list("pk", field) if executions is not None else []
+    return Q(pk__in=[pk for pk, items in rows if _holds(items, element)])
+
+
+def _outcome_filters(
+    experiment: Experiment, executions: QuerySet[Execution] | None = None
+) -> tuple[str | None, Q | None, Any]:
+    """(source name, filter of `executions` an outcome can follow, the outcome condition)."""
     action = experiment.outcome_action_type
     if action:
         shown: dict[str, Any] = {"type": action}
         if experiment.rule_id is not None:
             shown["rule_id"] = str(experiment.rule_id)
-        eligible = Q(action_results__contains=[shown])
+        eligible = _contains(executions, "action_results", shown)
         if action == "user_acknowledge":
             followed: Any = Exists(Acknowledgement.objects.filter(execution=OuterRef("pk")))
         elif action == "user_preference":
@@ -118,23 +144,28 @@ def experiment_results(*, experiment: Experiment) -> ExperimentResults:
     """
     variants = sorted(experiment.variants.all(), key=lambda v: v.key)
     counts: dict[str, int | None] = {}
-    source, eligible, followed = _outcome_filters(experiment)
+    executions = None
     if experiment.started_at is not None:
         executions = Execution.objects.filter(
             entry_point_id=experiment.entry_point_id, created_at__gte=experiment.started_at
         ).exclude(subject="")
         if experiment.stopped_at is not None:
             executions = executions.filter(created_at__lte=experiment.stopped_at)
+    source, eligible, followed = _outcome_filters(experiment, executions)
+    if executions is not None:
         aggregates: dict[str, Any] = {}
         for index, variant in enumerate(variants):
             tag = variant_tag(experiment.key, variant.key)
-            exposed = Q(rule_results__contains=[{"variant": tag}])
+            exposed = _contains(executions, "rule_results", {"variant": tag})
             matched_key = (
                 "shadow_outcome" if experiment.shadow and variant.key != CONTROL else "outcome"
             )
             aggregates[f"e{index}"] = Count("pk", filter=exposed)
             aggregates[f"m{index}"] = Count(
-                "pk", filter=Q(rule_results__contains=[{"variant": tag, matched_key: "matched"}])
+                "pk",
+                filter=_contains(
+                    executions, "rule_results", {"variant": tag, matched_key: "matched"}
+                ),
             )
             if eligible is not None:
                 aggregates[f"o{index}"] = Count("pk", filter=exposed & eligible)

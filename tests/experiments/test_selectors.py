@@ -16,6 +16,14 @@ from rules_engine.models import Acknowledgement, Execution, Rule
 from tests.experiments.conftest import experiment_data
 
 
+@pytest.fixture(autouse=True, params=["in the database", "in Python"])
+def containment(request: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test twice: JSON containment by PostgreSQL, and found in Python as on a database
+    without it (the SQLite of `make run`); both must count the same."""
+    if request.param == "in Python":
+        monkeypatch.setattr(selectors, "json_containment", lambda: False)
+
+
 @pytest.fixture
 def running(promo_rule: Rule) -> Experiment:
     experiment = services.experiment_create(data=experiment_data(promo_rule))
