@@ -11,6 +11,8 @@ from access.selectors import cors_allowed_origins
 # Only these endpoints are meant to be called from browsers, with publishable keys.
 CORS_PATH_PREFIX = "/api/rules/engine/"
 ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID"
+# Headers a page's script may read: the request id, and when to retry after a 429.
+EXPOSE_HEADERS = "X-Request-ID, Retry-After"
 MAX_AGE = "600"
 
 
@@ -43,6 +45,6 @@ class PublishableKeyCorsMiddleware:
             response = self.get_response(request)
         if allowed:
             response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Expose-Headers"] = "X-Request-ID"
+            response["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
         response["Vary"] = ", ".join(part for part in (response.get("Vary"), "Origin") if part)
         return response

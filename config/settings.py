@@ -59,8 +59,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First, so every response (a refused body's 413 too) carries the request id.
     "rules_engine.middleware.RequestIdMiddleware",
-    "rules_engine.middleware.BodySizeLimitMiddleware",
+    # Before the body limit, so a browser can read a 413 (CORS headers on it too).
     "access.middleware.PublishableKeyCorsMiddleware",
+    "rules_engine.middleware.BodySizeLimitMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -80,8 +81,9 @@ MIDDLEWARE = [
 # no Django user to record as the author of a change) and cost about a third of its CPU.
 EXPRESS_MIDDLEWARE = [
     "rules_engine.middleware.RequestIdMiddleware",
-    "rules_engine.middleware.BodySizeLimitMiddleware",
+    # Before the body limit, so a browser can read a 413 (CORS headers on it too).
     "access.middleware.PublishableKeyCorsMiddleware",
+    "rules_engine.middleware.BodySizeLimitMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,8 +1,12 @@
 """URL routes: admin, the rules API (browsable at /api/), the React app at /app/, metrics and
 health checks."""
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import frontend, ops
@@ -34,3 +38,16 @@ urlpatterns = [
     path("app/assets/<path:path>", frontend.asset, name="frontend-asset"),
     re_path(r"^app/(?P<path>.*)$", frontend.app, name="frontend"),
 ]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """404: under /api/ in the API's error shape (JSON), elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": "not_found", "detail": f"no API route or object at {request.path}"},
+            status=404,
+        )
+    return defaults.page_not_found(request, exception)
+
+
+handler404: Any = not_found

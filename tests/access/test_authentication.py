@@ -195,6 +195,33 @@ def test_publishable_key_may_not_dry_run(demo, demo_context, extra):
 
 
 @pytest.mark.django_db
+def test_a_browser_can_read_a_413_and_when_to_retry_a_429(demo, demo_context, settings):
+    # given a publishable key held to 1 call a minute, from its shop's origin
+    _, raw = api_key_create(
+        name="web",
+        kind="publishable",
+        scopes=["execute"],
+        entry_points=["checkout"],
+        allowed_origins=[ORIGIN],
+        rate="1/minute",
+    )
+    browser = client_with(raw, HTTP_ORIGIN=ORIGIN)
+    # when it sends an oversized body, then two calls
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
+    too_large = browser.post(
+        EXECUTE, json.dumps({"pad": "x" * 200}), content_type="application/json"
+    )
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+    execute(browser, demo_context)
+    throttled = execute(browser, demo_context)
+    # then both answers carry CORS headers, and the page's script may read Retry-After
+    assert (too_large.status_code, too_large["Access-Control-Allow-Origin"]) == (413, ORIGIN)
+    assert (throttled.status_code, throttled["Access-Control-Allow-Origin"]) == (429, ORIGIN)
+    assert int(throttled["Retry-After"]) > 0
+    assert throttled["Access-Control-Expose-Headers"] == "X-Request-ID, Retry-After"
+
+
+@pytest.mark.django_db
 def test_cors_preflight_is_answered_only_for_allowed_origins(demo):
     api_key_create(
         name="web",

@@ -417,3 +417,24 @@ def test_the_workload_is_counted_with_the_right_labels(client, workload):
     # and the state gauges show the one delivery delivered and the one event completed
     assert gauge(families, "verdict_deliveries")[(("status", "delivered"),)] == 1
     assert gauge(families, "verdict_events")[(("status", "completed"),)] == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    ["/api/nope/", "/api/events/not-a-uuid/", "/api/rules/engine/nothing/"],
+)
+def test_an_unknown_api_route_is_a_json_404(client, path):
+    response = client.get(path)
+    assert (response.status_code, response["Content-Type"]) == (404, "application/json")
+    assert response.json() == {
+        "error": "not_found",
+        "detail": f"no API route or object at {path}",
+    }
+
+
+@pytest.mark.django_db
+def test_an_unknown_page_outside_the_api_stays_an_html_404(client):
+    response = client.get("/nope/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
