@@ -225,9 +225,13 @@ def _insert(event: Event) -> bool:
             early = PendingCancellation.objects.filter(source=event.source, key=event.key).first()
             if early is not None:
                 event.status, event.cancel_reason = Event.Status.CANCELLED, early.reason
-                event.finished_at = now
                 early.delete()
             event.save(force_insert=True)
+            if early is not None:
+                # Finished as it was received, as on PostgreSQL (received_at is stamped by
+                # the save, after anything computed here).
+                event.finished_at = event.received_at
+                event.save(update_fields=["finished_at"])
         return True
     payload = Event._meta.get_field("payload").get_db_prep_save(event.payload, connection)
     params = [event.pk, event.type, event.source, event.key, event.subject, payload]
