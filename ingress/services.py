@@ -34,7 +34,7 @@ from ingress.models import Event, PendingCancellation
 from rules_engine import audit, engine
 from rules_engine.actions.base import subject_to_str
 from rules_engine.cache import one_generation, rulesets
-from rules_engine.errors import InvalidContext, InvalidInput, NotFound
+from rules_engine.errors import Conflict, InvalidContext, InvalidInput, NotFound
 from rules_engine.validation import validate_context
 from scheduling.models import ScheduledAction
 
@@ -150,22 +150,24 @@ def event_accept(
 ) -> tuple[Event, bool]:
     """Store an event once per (source, key) and publish its processing after commit.
 
-    Returns (event, created); the same (source, key) again returns the stored event. A
-    cancellation that arrived first is applied: the event is stored as cancelled. Raises
-    NotFound (unknown_event_type) when no active entry point has this key, InvalidContext
-    when the payload fails its schema (unless the event is already stored). Writes one Event
-    row (and deletes the early cancellation it consumed).
+    Returns (event, created); the same (source, key) again returns the stored event (of the
+    same type: a key already used by an event of another type raises Conflict
+    (idempotency_key_conflict), as the caller means another event). A cancellation that
+    arrived first is applied: the event is stored as cancelled. Raises NotFound
+    (unknown_event_type) when no active entry point has this key, InvalidContext when the
+    payload fails its schema (unless the event is already stored). Writes one Event row (and
+    deletes the early cancellation it consumed).
     """
     ruleset = rulesets.get(type)
     if ruleset is None:
         if (existing := _stored(source, key)) is not None:
-            return existing, False
+            return _repeat(existing, type), False
         raise NotFound("unknown_event_type", f"no active entry point {type!r}")
     errors = validate_context(schema=ruleset.schema, context=payload, validator=ruleset.validator)
     if errors:
         # A repeat of a stored event answers with that event, whatever its payload now says.
         if (existing := _stored(source, key)) is not None:
-            return existing, False
+            return _repeat(existing, type), False
         raise InvalidContext([{"path": e.path, "message": e.message} for e in errors])
     if not subject and ruleset.subject is not None:
         subject = subject_to_str(ruleset.subject(payload)) or ""
@@ -195,12 +197,24 @@ def event_accept(
             # Its accepter may have died between commit and doorbell (a stream consumer
             # killed mid-accept, whose entry is now redelivered): ring for it.
             transaction.on_commit(_ring)
-        return stored, False
+        return _repeat(stored, type), False
     return event, True
 
 
 def _stored(source: str, key: str) -> Event | None:
     return Event.objects.filter(source=source, key=key).order_by().first()
+
+
+def _repeat(stored: Event, type: str) -> Event:
+    """The stored event a repeated (source, key) names. Raises Conflict when it has another
+    type (its type is not named: a key limited to some entry points may not learn others)."""
+    if stored.type != type:
+        raise Conflict(
+            "idempotency_key_conflict",
+            f"key {stored.key!r} of source {stored.source!r} is already used by an event of "
+            "another type",
+        )
+    return stored
 
 
 # One round trip: the function (migration ingress 0002) takes the (source, key) lock, consumes

@@ -90,7 +90,7 @@ from redis.retry import Retry
 from ingress import services
 from ingress.serializers import SOURCE_PATTERN
 from rules_engine.api.parsers import json_depth_exceeds, out_of_range_integer_path
-from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
+from rules_engine.errors import Conflict, ErrorDetail, InvalidInput, NotFound
 from rules_engine.paths import json_path
 
 logger = logging.getLogger(__name__)
@@ -738,7 +738,7 @@ class StreamConsumer:
                 source=message.source,
                 subject=message.subject,
             )
-        except NotFound as exc:
+        except (NotFound, Conflict) as exc:
             raise PoisonMessage(exc.code, exc.message) from exc
         except InvalidInput as exc:
             raise PoisonMessage(

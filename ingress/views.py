@@ -47,7 +47,7 @@ _ACCEPT_SCHEMA: dict[str, Any] = dict(
     responses={
         202: OpenApiResponse(EventAcceptedSerializer, "Accepted: a new event."),
         200: OpenApiResponse(EventAcceptedSerializer, "A known source and key: that event."),
-        **error_responses(400, 404, 413),
+        **error_responses(400, 404, 409, 413),
     },
 )
 

@@ -42,3 +42,13 @@ class NotFound(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class Conflict(Exception):
+    """The request contradicts what is stored (e.g. an idempotency key already used by an
+    event of another type); answered with 409."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -10,7 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
+from rules_engine.errors import Conflict, ErrorDetail, InvalidInput, NotFound
 from rules_engine.paths import json_path
 
 
@@ -41,6 +41,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"error": exc.code, "details": exc.details}, status=400)
     if isinstance(exc, NotFound):
         return Response({"error": exc.code, "detail": exc.message}, status=404)
+    if isinstance(exc, Conflict):
+        return Response({"error": exc.code, "detail": exc.message}, status=409)
     if isinstance(exc, exceptions.ValidationError):
         details = _flatten(exc.detail)
         return Response({"error": "invalid_request", "details": details}, status=400)

@@ -30,7 +30,7 @@ from access.throttling import key_rate, rate_wait
 from rules_engine import engine
 from rules_engine.api.errors import exception_handler
 from rules_engine.api.parsers import SafeJSONParser
-from rules_engine.errors import InvalidInput, NotFound
+from rules_engine.errors import Conflict, InvalidInput, NotFound
 
 # An entry point key as the serializer would take it unchanged (no whitespace to trim).
 ENTRY_POINT = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,99}")
@@ -128,7 +128,8 @@ def respond(
 ) -> HttpResponse:
     """Run `work` as `key` (after its rate limit) and answer with its (data, status) as JSON.
 
-    A throttled key gets DRF's 429; InvalidInput and NotFound from `work` get DRF's answers.
+    A throttled key gets DRF's 429; InvalidInput, NotFound and Conflict from `work` get DRF's
+    answers.
     """
     request.user = ApiKeyUser(key)  # type: ignore[assignment]  # as DRF sets it
     wait = rate_wait(who=f"key:{key.id}", rate=key_rate(key))
@@ -136,7 +137,7 @@ def respond(
         return _error(Throttled(wait), view, request)
     try:
         data, status = work()
-    except (InvalidInput, NotFound) as exc:
+    except (InvalidInput, NotFound, Conflict) as exc:
         return _error(exc, view, request)
     response = HttpResponse(
         orjson.dumps(data, default=str), status=status, content_type="application/json"

@@ -352,6 +352,12 @@ POISON: dict[str, PoisonCase] = {
         "data holds an integer beyond 64 bits at $.payload.ref",
         [],
     ),
+    "key of another type": (
+        lambda ctx: _data(_event(ctx, key="used", source="shop", type="order.created")),
+        "idempotency_key_conflict",
+        "key 'used' of source 'shop' is already used by an event of another type",
+        [],
+    ),
     "not an object": (
         lambda ctx: _data([_event(ctx)]),
         "invalid_message",
@@ -429,6 +435,7 @@ def test_poison_message_is_dead_lettered_and_the_consumer_keeps_going(
     build, code, reason, details = POISON[case]
     # given a poison message followed by a valid event
     consumer = make_consumer(client, names)
+    Event.objects.create(type="checkout", source="shop", key="used", payload={})
     fields = build(json.loads(json.dumps(demo_context)))
     poison_id = client.xadd(names.stream, fields).decode()
     good_id = publish_checkout("good-1")
@@ -452,7 +459,7 @@ def test_poison_message_is_dead_lettered_and_the_consumer_keeps_going(
         GROUP,
         "consumer-a",
     )
-    assert list(Event.objects.values_list("key", flat=True)) == ["good-1"]
+    assert sorted(Event.objects.values_list("key", flat=True)) == ["good-1", "used"]
     assert pending(client, names) == []
 
 

@@ -37,6 +37,25 @@ def test_event_is_accepted_once(url, demo, demo_context):
     assert Event.objects.count() == 1
 
 
+@pytest.mark.parametrize("url", ["/new-event", "/api/events/"])
+@pytest.mark.parametrize("other_type", ["order.created", "no.such.type"])
+def test_a_key_used_by_another_type_of_event_is_a_409(url, demo, demo_context, other_type):
+    # given an event stored under a key (the demo has checkout and order.created)
+    first = post(url, {"type": "checkout", "key": "o-1", "payload": demo_context})
+    # when another type of event comes with the same key
+    again = post(url, {"type": other_type, "key": "o-1", "payload": demo_context})
+    # then it is refused without naming the stored event's type, and nothing else is stored
+    assert first.status_code == 202
+    assert (again.status_code, again.json()) == (
+        409,
+        {
+            "error": "idempotency_key_conflict",
+            "detail": "key 'o-1' of source 'api' is already used by an event of another type",
+        },
+    )
+    assert list(Event.objects.values_list("type", flat=True)) == ["checkout"]
+
+
 def test_bad_events_are_clear_4xx(demo, demo_context):
     unknown = post("/new-event", {"type": "nope", "key": "k", "payload": {}})
     invalid = post("/new-event", {"type": "checkout", "key": "k", "payload": {"user": {"id": 1}}})
