@@ -16,11 +16,14 @@ from one build to the next and would add noise, not signal). Instructions are no
 calls (the kernel's share) and waits are not counted, and an instruction of the interpreter's
 loop costs less than one of a JSON parser; the HTTP bench stays the measure of record.
 
-    python bench/instructions.py [--requests 600] [--against REV] [--baseline]
+    python bench/instructions.py [--requests 600] [--against REV] [--baseline] [--key-cost]
 
 `--against REV` counts a git revision too (checked out in a temporary worktree), for an exact
-before/after; `--baseline` counts the naive baseline endpoint of the HTTP bench. Environment
-as `bench/http_execute.py`. Prints a table and writes bench/results/instructions.json.
+before/after; `--baseline` counts the naive baseline endpoint of the HTTP bench; `--key-cost`
+counts this tree once more with the API key check of the hot path (cache lookup, origin,
+scopes) replaced by the key it verified on the first call, so the difference is what checking
+a key costs a call. Environment as `bench/http_execute.py`. Prints a table and writes
+bench/results/instructions.json.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ ROOT = http.ROOT
 KEY_NAME = "bench:instructions"
 
 
-def drive(*, path: str, warm: int, count: int, authorization: str) -> None:
+def drive(*, path: str, warm: int, count: int, authorization: str, key_check: bool = True) -> None:
     """In this process: `warm` calls, then `count` more over the same bodies with the garbage
-    collector off. Raises SystemExit if any answer is not 200."""
+    collector off (and, without `key_check`, the hot path's key check answered by the key it
+    verified first). Raises SystemExit if any answer is not 200."""
     # The parent set up the database, the workload and the key; this process only serves.
     import django
 
@@ -92,6 +96,8 @@ def drive(*, path: str, warm: int, count: int, authorization: str) -> None:
 
     for body in bodies[:warm]:
         call(body)
+    if not key_check:
+        skip_key_check()
     gc.collect()
     gc.disable()
     for body in bodies[:count]:
@@ -99,6 +105,22 @@ def drive(*, path: str, warm: int, count: int, authorization: str) -> None:
     refused = [status for status in statuses if not status.startswith("200")]
     if refused:
         raise SystemExit(f"{len(refused)} calls were not answered 200: {refused[:3]}")
+
+
+def skip_key_check() -> None:
+    """Make the execute hot path take the key it verifies next as verified for every later
+    call: what remains of a call is its cost without checking a key."""
+    from rules_engine.api import hot_path
+
+    check = hot_path.checked_key
+    verified: list[Any] = []
+
+    def first_key(view: Any, request: Any) -> Any:
+        if not verified:
+            verified.append(check(view, request))
+        return verified[0]
+
+    hot_path.checked_key = first_key
 
 
 def counted(cwd: Path, env: dict[str, str], args: list[str]) -> int:
@@ -128,14 +150,22 @@ def counted(cwd: Path, env: dict[str, str], args: list[str]) -> int:
     return int(found.group(1))
 
 
-def per_call(cwd: Path, *, settings: str, path: str, authorization: str, requests: int) -> int:
+def per_call(
+    cwd: Path,
+    *,
+    settings: str,
+    path: str,
+    authorization: str,
+    requests: int,
+    extra: tuple[str, ...] = (),
+) -> int:
     """Instructions of one warm call: (warm + requests) - (warm + 1), over requests - 1."""
     # Hashing fixed, and hardly a generation re-read while counting (valgrind slows each
     # call about 50x).
     env = http.bench_env(
         settings_module=settings, PYTHONHASHSEED="0", VERDICT_CACHE_CHECK_INTERVAL="0.9"
     )
-    common = ["--path", path, "--warm", str(requests), "--authorization", authorization]
+    common = ["--path", path, "--warm", str(requests), "--authorization", authorization, *extra]
     with ThreadPoolExecutor(max_workers=2) as pool:
         short = pool.submit(counted, cwd, env, [*common, "--count", "1"])
         long = pool.submit(counted, cwd, env, [*common, "--count", str(requests)])
@@ -147,15 +177,25 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--against", help="a git revision to count too")
     parser.add_argument("--baseline", action="store_true", help="count the naive baseline too")
+    parser.add_argument(
+        "--key-cost", action="store_true", help="count this tree without the key check too"
+    )
     parser.add_argument("--output", type=Path, default=http.RESULTS / "instructions.json")
     parser.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--path", default=http.EXECUTE_PATH, help=argparse.SUPPRESS)
     parser.add_argument("--warm", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--authorization", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--no-key-check", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
-        drive(path=args.path, warm=args.warm, count=args.count, authorization=args.authorization)
+        drive(
+            path=args.path,
+            warm=args.warm,
+            count=args.count,
+            authorization=args.authorization,
+            key_check=not args.no_key_check,
+        )
         return
 
     if subprocess.run(["valgrind", "--version"], capture_output=True, check=False).returncode:
@@ -164,9 +204,21 @@ def main() -> None:
     http.ensure_workload()
     # One key for every count: creating a key moves the rule-cache generation.
     authorization = http.bench_api_key_headers(KEY_NAME)["Authorization"]
-    targets: list[tuple[str, Path, str, str, str]] = [
-        ("verdict", ROOT, "config.settings", http.EXECUTE_PATH, authorization)
+    # (name, checkout, settings, path, authorization, extra driver arguments)
+    targets: list[tuple[str, Path, str, str, str, tuple[str, ...]]] = [
+        ("verdict", ROOT, "config.settings", http.EXECUTE_PATH, authorization, ())
     ]
+    if args.key_cost:
+        targets.append(
+            (
+                "verdict without key check",
+                ROOT,
+                "config.settings",
+                http.EXECUTE_PATH,
+                authorization,
+                ("--no-key-check",),
+            )
+        )
     worktree = None
     if args.against:
         # Beside this checkout, so the worktree finds the shared workload where this one does.
@@ -186,15 +238,21 @@ def main() -> None:
                 "config.settings",
                 http.EXECUTE_PATH,
                 authorization,
+                (),
             )
         )
     if args.baseline:
-        targets.append(("baseline", ROOT, "bench.baseline.settings", http.BASELINE_PATH, ""))
+        targets.append(("baseline", ROOT, "bench.baseline.settings", http.BASELINE_PATH, "", ()))
     rows: list[dict[str, Any]] = []
     try:
-        for name, cwd, settings, path, key in targets:
+        for name, cwd, settings, path, key, extra in targets:
             instructions = per_call(
-                cwd, settings=settings, path=path, authorization=key, requests=args.requests
+                cwd,
+                settings=settings,
+                path=path,
+                authorization=key,
+                requests=args.requests,
+                extra=extra,
             )
             rows.append({"target": name, "instructions_per_call": instructions})
             print(f"{name:32} {instructions:>12,} instructions per call", flush=True)
