@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from ingress.models import Event
+from rules_engine.api.fields import JSONObjectField, JSONStringField
 
 SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
 
@@ -14,18 +15,13 @@ SOURCE_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,99}$"
 class EventCreateSerializer(serializers.Serializer):
     """Body of POST /new-event and POST /api/events/."""
 
-    type = serializers.CharField(max_length=100)
-    key = serializers.CharField(max_length=200)
-    subject = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    payload = serializers.JSONField()
+    type = JSONStringField(max_length=100)
+    key = JSONStringField(max_length=200)
+    subject = JSONStringField(max_length=200, required=False, allow_blank=True, default="")
+    # The decision's context: a JSON object.
+    payload = JSONObjectField()
     # DRF's metaclass moves declared fields off the class, so this does not shadow .source.
     source = serializers.RegexField(SOURCE_PATTERN, required=False, default="api")  # type: ignore[assignment]
-
-    def validate_payload(self, value: Any) -> dict[str, Any]:
-        """The payload is the decision's context: a JSON object."""
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("payload must be a JSON object")
-        return value
 
 
 class CancelByKeySerializer(serializers.Serializer):
@@ -33,8 +29,8 @@ class CancelByKeySerializer(serializers.Serializer):
 
     # DRF's metaclass moves declared fields off the class, so this does not shadow .source.
     source = serializers.RegexField(SOURCE_PATTERN, required=False, default="api")  # type: ignore[assignment]
-    key = serializers.CharField(max_length=200)
-    reason = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    key = JSONStringField(max_length=200)
+    reason = JSONStringField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class CancelSerializer(serializers.Serializer):

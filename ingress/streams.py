@@ -89,6 +89,7 @@ from redis.retry import Retry
 
 from ingress import services
 from ingress.serializers import SOURCE_PATTERN
+from rules_engine.api.fields import json_type
 from rules_engine.api.parsers import json_depth_exceeds, out_of_range_integer_path
 from rules_engine.errors import Conflict, ErrorDetail, InvalidInput, NotFound
 from rules_engine.paths import json_path
@@ -170,18 +171,6 @@ def _field(fields: Mapping[Any, Any], name: str) -> Any:
     return fields.get(name) if value is None else value
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON; Python's parser would accept them otherwise.
     raise ValueError(f"{name} is not valid JSON")
@@ -212,7 +201,7 @@ class _Fields:
                 self.error(name, "required")
             return default
         if not isinstance(value, str):
-            self.error(name, f"must be a string, not {_json_type(value)}")
+            self.error(name, f"must be a string, not {json_type(value)}")
         elif required and not value:
             self.error(name, "must not be empty")
         elif len(value) > max_length:
@@ -228,7 +217,7 @@ class _Fields:
         if value is None:
             self.error(name, "required")
         elif not isinstance(value, dict):
-            self.error(name, f"must be a JSON object, not {_json_type(value)}")
+            self.error(name, f"must be a JSON object, not {json_type(value)}")
         else:
             return value
         return {}
@@ -258,9 +247,7 @@ def parse_message(fields: Mapping[Any, Any]) -> EventMessage | CancelMessage:
         # Stored and sent on as JSON numbers, it could not be kept exactly (as over HTTP).
         raise PoisonMessage("invalid_json", f"data holds an integer beyond 64 bits at {where}")
     if not isinstance(body, dict):
-        raise PoisonMessage(
-            "invalid_message", f"data must be a JSON object, not {_json_type(body)}"
-        )
+        raise PoisonMessage("invalid_message", f"data must be a JSON object, not {json_type(body)}")
     kind = body.get("kind")
     if kind not in ("event", "cancel"):
         shown = json.dumps(kind) if "kind" in body else "nothing"

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rules_engine import selectors
+from rules_engine.api.fields import JSONBooleanField, JSONObjectField, JSONStringField
 from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule, RuleChange
 
 
@@ -30,10 +31,10 @@ class AwareDateTimeField(serializers.DateTimeField):
 class ExecuteRequestSerializer(serializers.Serializer):
     """Body of POST /api/rules/engine/execute/."""
 
-    entry_point = serializers.CharField(max_length=100)
+    entry_point = JSONStringField(max_length=100)
     # DRF's metaclass moves declared fields off the class, so this does not shadow .context.
-    context = serializers.JSONField()  # type: ignore[assignment]
-    dry_run = serializers.BooleanField(required=False, default=False)
+    context = JSONObjectField()  # type: ignore[assignment]
+    dry_run = JSONBooleanField(required=False, default=False)
     now = AwareDateTimeField(
         required=False,
         default=None,
@@ -43,12 +44,6 @@ class ExecuteRequestSerializer(serializers.Serializer):
             "Real decisions always use the time the server received the request."
         ),
     )
-
-    def validate_context(self, value: Any) -> dict[str, Any]:
-        """The context must be a JSON object."""
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("context must be a JSON object")
-        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """A caller-chosen `now` is for trying rules out, never for real decisions: a client

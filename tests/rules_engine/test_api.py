@@ -166,16 +166,22 @@ def test_oversized_body_is_413(client, demo, settings):
     }
 
 
-def test_wrong_types_are_400_with_paths(client, demo):
-    response = post_json(client, EXECUTE, {"entry_point": 5, "context": [], "dry_run": "maybe"})
+@pytest.mark.parametrize("dry_run", ["yes", "true", 1])
+def test_wrong_types_are_400_with_paths_never_coerced(client, demo, dry_run):
+    # a number is not an entry point key, and "yes" (or 1) is not true: both are named
+    body = {"entry_point": 5, "context": [], "dry_run": dry_run}
+    response = post_json(client, EXECUTE, body)
     assert response.status_code == 400
+    kind = "number" if dry_run == 1 else "string"
     assert response.json() == {
         "error": "invalid_request",
         "details": [
-            {"path": "$.context", "message": "context must be a JSON object"},
-            {"path": "$.dry_run", "message": "Must be a valid boolean."},
+            {"path": "$.entry_point", "message": "must be a string, not number"},
+            {"path": "$.context", "message": "must be a JSON object, not array"},
+            {"path": "$.dry_run", "message": f"must be true or false, not {kind}"},
         ],
     }
+    assert Execution.objects.count() == 0
 
 
 def test_acknowledgement_unblocks_the_same_request(client, demo, demo_context):
