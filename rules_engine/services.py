@@ -22,7 +22,9 @@ from rules_engine import cache, selectors, testcases
 from rules_engine.actions import ActionSpecError, PreparedAction, registry
 from rules_engine.conditions import compile_condition
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
+from rules_engine.functions import registry as function_registry
 from rules_engine.jsonlogic import JsonLogicError
+from rules_engine.jsonlogic.lint import lint
 from rules_engine.models import (
     Acknowledgement,
     EntryPoint,
@@ -31,6 +33,7 @@ from rules_engine.models import (
     Rule,
     RuleChange,
 )
+from rules_engine.paths import json_path
 from rules_engine.rendering import TemplateError, compile_template
 from rules_engine.validation import SchemaError, check_schema
 
@@ -97,11 +100,15 @@ def rule_compile(
         compiled = compile_condition(condition)
     except JsonLogicError as exc:
         errors.append({"path": exc.json_path(prefix="$.condition"), "message": exc.message})
+    else:
+        errors.extend(_lint(condition, "$.condition"))
     if cooldown_key is not None:
         try:
             compile_condition(cooldown_key)
         except JsonLogicError as exc:
             errors.append({"path": exc.json_path(prefix="$.cooldown_key"), "message": exc.message})
+        else:
+            errors.extend(_lint(cooldown_key, "$.cooldown_key"))
     prepared: list[PreparedAction] = []
     if not isinstance(actions, list):
         errors.append({"path": "$.actions", "message": "actions must be a list"})
@@ -124,6 +131,14 @@ def rule_compile(
     if errors:
         raise InvalidInput(errors, code="invalid_rule")
     return compiled, prepared
+
+
+def _lint(expression: Any, prefix: str) -> list[ErrorDetail]:
+    # Mistakes JsonLogic itself runs quietly (jsonlogic/lint.py): refused when a rule is saved.
+    return [
+        {"path": json_path(path, prefix), "message": message}
+        for path, message in lint(expression, is_function=function_registry.__contains__)
+    ]
 
 
 def _rule_write(rule: Rule, data: Mapping[str, Any], *, user: User, change_note: str) -> Rule:

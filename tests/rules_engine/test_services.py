@@ -77,6 +77,25 @@ def test_rule_with_unknown_operator_is_refused_with_its_path(entry_point, templa
     assert Rule.objects.count() == 0
 
 
+def test_operations_json_logic_runs_quietly_but_no_author_means_are_refused(entry_point, template):
+    # when a condition compares three values, and a cooldown key mixes two operators
+    bad = {"or": [{"==": [{"var": "a"}, 1, 2]}, {">": [{"var": "b"}, 3]}]}
+    key = {"var": "user.id", "cat": ["x"]}
+    with pytest.raises(InvalidInput) as caught:
+        services.rule_create(data=rule_data(entry_point, condition=bad, cooldown_key=key))
+    # then both are refused with their paths, and nothing is stored
+    assert caught.value.code == "invalid_rule"
+    assert caught.value.details == [
+        {"path": "$.condition.or[0]", "message": "== takes 2 arguments, got 3"},
+        {
+            "path": "$.cooldown_key",
+            "message": "an operation has exactly one operator; this object has 2 keys "
+            "('var', 'cat')",
+        },
+    ]
+    assert Rule.objects.count() == 0
+
+
 def test_every_problem_of_a_rule_is_reported_at_once(entry_point, template):
     # given a rule with a bad condition, a bad action param and a missing template
     actions = [
