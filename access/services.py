@@ -165,3 +165,19 @@ def api_key_revoke(*, key: ApiKey, user: Any = None) -> ApiKey:
         key.save(update_fields=["revoked_at", "revoked_by"])
         cache.invalidate()
     return key
+
+
+def role_administrator_sync(*, using: str = "default") -> int:
+    """Give the administrator role (group) every permission that exists; returns how many it
+    gained. The roles migration grants what existed when it ran; apps and models migrated
+    after it (periodic tasks, analytics, ...) add theirs here. Nothing when the group does
+    not exist (the roles migration not applied). Writes the group's permissions."""
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.using(using).filter(name="administrator").first()
+    if group is None:
+        return 0
+    missing = Permission.objects.using(using).exclude(group=group)
+    gained = list(missing)
+    group.permissions.add(*gained)
+    return len(gained)

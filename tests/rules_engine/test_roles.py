@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -209,3 +210,22 @@ def test_a_manage_key_cannot_change_a_critical_entry_point(django_user_model):
     )
     assert response.status_code == 403
     assert EntryPoint.objects.get(key="payments").critical is True
+
+
+def test_migrate_gives_the_administrator_permissions_of_models_added_after_the_roles(
+    django_user_model,
+):
+    # given the administrator role without the periodic tasks' permissions (their app is
+    # migrated after the roles migration ran)
+    administrator = Group.objects.get(name="administrator")
+    later = Permission.objects.filter(content_type__app_label="django_celery_beat")
+    administrator.permissions.remove(*later)
+    assert later.count() > 0
+    # when migrate runs (nothing to apply; post_migrate as after every migrate)
+    call_command("migrate", verbosity=0)
+    # then the role holds every permission, and an administrator edits periodic tasks
+    assert len(perms_of("administrator")) == Permission.objects.count()
+    client = Client()
+    client.force_login(member(django_user_model, "ada", "administrator"))
+    page = client.get(reverse("admin:django_celery_beat_periodictask_changelist"))
+    assert page.status_code == 200
