@@ -89,6 +89,10 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
+# Set on a request whose save changed no field (save_model wrote nothing).
+UNCHANGED_ATTR = "_verdict_unchanged"
+
+
 class ServiceRefused(Exception):
     """A service refused a write the admin had accepted; `details` are its errors."""
 
@@ -230,12 +234,27 @@ class ServiceHistoryAdmin(SimpleHistoryAdmin):
                 self.message_user(
                     request, f"No field changed; version {obj.version} was kept.", messages.INFO
                 )
+                setattr(request, UNCHANGED_ATTR, True)
                 return
         except InvalidInput as exc:
             raise ServiceRefused(exc.details) from exc
         # The service saved its own instance; the admin redirects and logs with this one.
         obj.refresh_from_db()
         obj._state.adding = False
+
+    def message_user(
+        self,
+        request: HttpRequest,
+        message: str,
+        level: int = messages.INFO,
+        extra_tags: str = "",
+        fail_silently: bool = False,
+    ) -> None:
+        """Django's message, except its "changed successfully" after a save that changed
+        nothing (the page already says the version was kept)."""
+        if level == messages.SUCCESS and getattr(request, UNCHANGED_ATTR, False):
+            return
+        super().message_user(request, message, level, extra_tags, fail_silently)
 
     # Deleting ---------------------------------------------------------------------------
 

@@ -185,11 +185,14 @@ def test_editing_a_rule_bumps_its_version(admin_client: Client, rule: Rule) -> N
 def test_saving_without_changes_keeps_the_version(admin_client: Client, rule: Rule) -> None:
     # when the change form is saved as it was loaded
     response = admin_client.post(url("rule_change", rule.pk), rule_form(rule.entry_point))
-    # then no new version is written
+    # then no new version is written, and the page says so (and only that)
     assert response.status_code == 302
     rule.refresh_from_db()
     assert rule.version == 1
     assert rule.history.count() == 1
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        "No field changed; version 1 was kept."
+    ]
 
 
 def test_an_empty_json_box_stores_the_model_default(
