@@ -18,6 +18,7 @@ from rules_engine.actions.base import (
     ActionHandler,
     ActionOutcome,
     ActionRuntimeError,
+    ActionSpecError,
     PreparedAction,
     compile_expression,
     registry,
@@ -41,6 +42,14 @@ class EmitEvent(ActionHandler):
         "required": ["type"],
         "additionalProperties": False,
     }
+
+    def check_references(self, params: Mapping[str, Any], path: str) -> None:
+        """The event type must be an existing entry point (as templates and destinations
+        must exist). Raises ActionSpecError at `<path>.type`."""
+        from rules_engine.models import EntryPoint
+
+        if not EntryPoint.objects.filter(key=params["type"]).exists():
+            raise ActionSpecError(f"{path}.type", f"no entry point {params['type']!r}")
 
     def compile_params(self, params: Mapping[str, Any], path: str) -> dict[str, Any]:
         """Compile `payload` (default: the whole context) and the optional `subject`."""

@@ -14,7 +14,7 @@ from django.db import connection
 from ingress import services
 from ingress.models import Event, PendingCancellation
 from rules_engine import services as rule_services
-from rules_engine.errors import InvalidContext, NotFound
+from rules_engine.errors import InvalidContext, InvalidInput, NotFound
 from rules_engine.functions import registry as functions
 from rules_engine.models import Execution, Rule, SubjectState
 from scheduling.models import ScheduledAction
@@ -200,6 +200,18 @@ def test_recover_republishes_received_events_and_resets_stuck_ones(demo, demo_co
         ("a", "received"),
         ("b", "received"),
     ]
+
+
+@pytest.mark.django_db
+def test_emit_event_to_an_entry_point_that_does_not_exist_is_refused_at_save(demo):
+    rule = Rule.objects.get(name="Free shipping banner")
+    actions = [{"type": "emit_event", "params": {"type": "nope.nothing"}}]
+    with pytest.raises(InvalidInput) as caught:
+        rule_services.rule_update(rule=rule, data={"actions": actions})
+    assert caught.value.details == [
+        {"path": "$.actions[0].params.type", "message": "no entry point 'nope.nothing'"}
+    ]
+    assert Rule.objects.get(pk=rule.pk).version == 1
 
 
 @pytest.mark.django_db
