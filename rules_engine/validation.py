@@ -209,7 +209,34 @@ def _explain(error: ValidationError) -> Iterator[ContextError]:
                 message = f"Additional properties are not allowed ({name!r} was unexpected)"
                 yield ContextError(json_path([*path, name]), message)
             return
-    yield ContextError(json_path(path), error.message)
+    yield ContextError(json_path(path), _message(error))
+
+
+# jsonschema's messages start with the instance's Python repr: `None is not of type 'string'`,
+# or a whole 4 KB array before "is too long". Python-only spellings become JSON's, and a long
+# value is described instead of repeated.
+_PYTHON_SPELLINGS = {"None": "null", "True": "true", "False": "false"}
+_LONGEST_SHOWN = 80
+
+
+def _message(error: ValidationError) -> str:
+    message: str = error.message
+    shown = repr(error.instance)
+    if not message.startswith(shown):
+        return message
+    rest = message[len(shown) :]
+    if shown in _PYTHON_SPELLINGS and isinstance(error.instance, bool | None):
+        return _PYTHON_SPELLINGS[shown] + rest
+    if len(shown) <= _LONGEST_SHOWN:
+        return message
+    instance = error.instance
+    if isinstance(instance, list):
+        return f"the array of {len(instance):,} items{rest}"
+    if isinstance(instance, dict):
+        return f"the object of {len(instance):,} keys{rest}"
+    if isinstance(instance, str):
+        return f"the string of {len(instance):,} characters{rest}"
+    return message
 
 
 def _missing_property(error: ValidationError) -> str | None:

@@ -571,3 +571,40 @@ def test_cache_keeps_recently_used_entries(monkeypatch: pytest.MonkeyPatch) -> N
 
     # Then the least recently used one was evicted, not the reused one
     assert get_validator({"title": "kept"}) is kept
+
+
+def test_messages_spell_values_as_json_and_describe_long_ones():
+    # given values jsonschema would print as Python (None, True) or in full (101 items)
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {"type": ["string", "integer"]},
+            "b": {"type": "array", "maxItems": 3},
+            "c": {"type": "string", "maxLength": 5},
+            "d": {"enum": ["x"]},
+            "e": {"type": "string"},
+            "f": {"type": "object", "maxProperties": 1},
+            "g": {"minimum": 0},
+        },
+    }
+    context = {
+        "a": None,
+        "b": list(range(101)),
+        "c": "x" * 200,
+        "d": True,
+        "e": False,
+        "f": {f"k{n}": n for n in range(30)},
+        "g": -1,
+    }
+    # when it is validated
+    errors = validate_context(schema=schema, context=context)
+    # then each message names the value as JSON would, briefly
+    assert [(e.path, e.message) for e in errors] == [
+        ("$.a", "null is not of type 'string', 'integer'"),
+        ("$.b", "the array of 101 items is too long"),
+        ("$.c", "the string of 200 characters is too long"),
+        ("$.d", "true is not one of ['x']"),
+        ("$.e", "false is not of type 'string'"),
+        ("$.f", "the object of 30 keys has too many properties"),
+        ("$.g", "-1 is less than the minimum of 0"),
+    ]
