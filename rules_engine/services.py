@@ -313,8 +313,9 @@ def rule_change_propose(
 
     `operation` is create (`data`), update (`rule`, `data`: the fields to change), delete
     (`rule`) or rollback (`rule`, `version`). The draft is checked as the direct save would
-    be and records the live content and version it was made against. Raises InvalidInput
-    (invalid_rule) for content that would not be stored or a draft that changes nothing,
+    be (test cases included) and records the live content and version it was made against.
+    Raises InvalidInput (invalid_rule) for content that would not be stored or a draft that
+    changes nothing, (failing_test_cases) when a test case of the entry point would fail,
     NotFound (unknown_version) for a rollback to a version the rule never had. Writes one
     RuleChange row (status draft); the rule itself is not touched.
     """
@@ -347,6 +348,10 @@ def rule_change_propose(
         raise InvalidInput(
             [{"path": "$", "message": "the draft changes nothing"}], code="invalid_rule"
         )
+    if candidate is not None:
+        # As the direct save: a draft its entry point's test cases refuse is no draft to
+        # review (approving it would be refused anyway).
+        testcases.rule_tests_gate(rule=candidate)
     # Listed under the critical entry point that required the review.
     if live is not None and (candidate is None or live.entry_point.critical):
         entry_point = live.entry_point

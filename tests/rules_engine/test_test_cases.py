@@ -314,11 +314,30 @@ def test_the_explanation_names_the_false_clause_under_and():
     assert testcases.clauses_text(explanation, want=True) == "amount > 100: amount was 80, false"
 
 
-def test_approving_a_draft_is_gated(shop, django_user_model):
-    # given a critical entry point, a rule with a case, and a draft that breaks it
+def test_proposing_a_draft_that_breaks_a_case_is_refused(shop, django_user_model):
+    # given a critical entry point and a rule with a case
     services.entry_point_update(entry_point=shop, data={"critical": True})
     rule = big_cart_rule(shop)
     case(rule, "150 matches", CART_150)
+    alice = django_user_model.objects.create_user("alice", is_staff=True)
+    # when an author proposes a change the case fails
+    with pytest.raises(InvalidInput) as exc:
+        services.rule_change_propose(
+            operation="update",
+            rule=rule,
+            data={"condition": {">": [{"var": "cart.total"}, 200]}},
+            user=alice,
+        )
+    # then it is refused as the direct save would be, and no draft waits for review
+    assert refusal(exc)[0] == "failing_test_cases"
+    assert [d["path"] for d in exc.value.details] == ['$.test_cases["150 matches"]']
+    assert RuleChange.objects.count() == 0
+
+
+def test_approving_a_draft_is_gated(shop, django_user_model):
+    # given a critical entry point, a rule, a draft, and then a case the draft breaks
+    services.entry_point_update(entry_point=shop, data={"critical": True})
+    rule = big_cart_rule(shop)
     alice = django_user_model.objects.create_user("alice", is_staff=True)
     bob = django_user_model.objects.create_superuser("bob", password="pw")
     draft = services.rule_change_propose(
@@ -327,6 +346,7 @@ def test_approving_a_draft_is_gated(shop, django_user_model):
         data={"condition": {">": [{"var": "cart.total"}, 200]}},
         user=alice,
     )
+    case(rule, "150 matches", CART_150)
 
     # when another publisher approves it
     with pytest.raises(InvalidInput) as exc:
