@@ -34,6 +34,19 @@ def execute(client: APIClient, context: Any, entry_point: str = "checkout") -> A
     return client.post(EXECUTE, json.dumps(body), content_type="application/json")
 
 
+def shop_key(**options: Any) -> str:
+    """A shop page's publishable key: execute on checkout, from ORIGIN only."""
+    _, raw = api_key_create(
+        name="web",
+        kind="publishable",
+        scopes=["execute"],
+        entry_points=["checkout"],
+        allowed_origins=[ORIGIN],
+        **options,
+    )
+    return raw
+
+
 def new_event(client: APIClient, context: Any, key: str = "e-1") -> Any:
     body = {"type": "checkout", "key": key, "payload": context}
     return client.post("/new-event", json.dumps(body), content_type="application/json")
@@ -139,13 +152,7 @@ def test_warm_execute_with_a_key_makes_no_query_on_the_request_connection(banner
 
 @pytest.mark.django_db
 def test_publishable_key_works_only_from_its_origins(demo, demo_context):
-    _, raw = api_key_create(
-        name="web",
-        kind="publishable",
-        scopes=["execute"],
-        entry_points=["checkout"],
-        allowed_origins=[ORIGIN],
-    )
+    raw = shop_key()
     from_shop = execute(client_with(raw, HTTP_ORIGIN=ORIGIN), demo_context)
     from_elsewhere = execute(client_with(raw, HTTP_ORIGIN="https://evil.example"), demo_context)
     no_origin = execute(client_with(raw), demo_context)
@@ -169,13 +176,7 @@ def test_publishable_key_works_only_from_its_origins(demo, demo_context):
 )
 def test_publishable_key_may_not_dry_run(demo, demo_context, extra):
     # given a browser's publishable key, and a server's secret key
-    _, raw = api_key_create(
-        name="web",
-        kind="publishable",
-        scopes=["execute"],
-        entry_points=["checkout"],
-        allowed_origins=[ORIGIN],
-    )
+    raw = shop_key()
     browser = client_with(raw, HTTP_ORIGIN=ORIGIN)
     server = client_with(new_key(scopes=["execute"]))
     body = json.dumps({"entry_point": "checkout", "context": demo_context, **extra})
@@ -197,14 +198,7 @@ def test_publishable_key_may_not_dry_run(demo, demo_context, extra):
 @pytest.mark.django_db
 def test_a_browser_can_read_a_413_and_when_to_retry_a_429(demo, demo_context, settings):
     # given a publishable key held to 1 call a minute, from its shop's origin
-    _, raw = api_key_create(
-        name="web",
-        kind="publishable",
-        scopes=["execute"],
-        entry_points=["checkout"],
-        allowed_origins=[ORIGIN],
-        rate="1/minute",
-    )
+    raw = shop_key(rate="1/minute")
     browser = client_with(raw, HTTP_ORIGIN=ORIGIN)
     # when it sends an oversized body, then two calls
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 100
@@ -223,13 +217,7 @@ def test_a_browser_can_read_a_413_and_when_to_retry_a_429(demo, demo_context, se
 
 @pytest.mark.django_db
 def test_cors_preflight_is_answered_only_for_allowed_origins(demo):
-    api_key_create(
-        name="web",
-        kind="publishable",
-        scopes=["execute"],
-        entry_points=["checkout"],
-        allowed_origins=[ORIGIN],
-    )
+    shop_key()
     allowed = APIClient().options(
         EXECUTE, HTTP_ORIGIN=ORIGIN, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
     )

@@ -289,13 +289,7 @@ def test_add_pages_start_from_empty_json_not_null(admin_client: Client) -> None:
 
 
 def test_an_entry_point_with_a_null_schema_is_a_form_error_not_a_500(admin_client: Client) -> None:
-    data = {
-        "key": "signup",
-        "active": "on",
-        "context_schema": "null",
-        "sensitive_paths": "null",
-        "change_note": "",
-    }
+    data = entry_point_form(context_schema="null", sensitive_paths="null")
     response = admin_client.post(url("entrypoint_add"), data)
     assert response.status_code == 200
     assert form_errors(response) == {
@@ -341,17 +335,23 @@ def test_a_refusal_at_save_time_is_a_form_error_not_a_500(
     assert Rule.objects.count() == 0
 
 
-def test_entry_point_with_invalid_schema_is_refused(admin_client: Client) -> None:
-    # when an entry point whose schema has an invalid type is submitted
-    data = {
+def entry_point_form(**fields: str) -> dict[str, str]:
+    """The entry point add form's fields (key signup), with `fields` changed."""
+    return {
         "key": "signup",
         "description": "",
         "subject_path": "",
         "active": "on",
-        "context_schema": json.dumps({"type": "nope"}),
+        "context_schema": "{}",
         "sensitive_paths": "[]",
         "change_note": "",
+        **fields,
     }
+
+
+def test_entry_point_with_invalid_schema_is_refused(admin_client: Client) -> None:
+    # when an entry point whose schema has an invalid type is submitted
+    data = entry_point_form(context_schema=json.dumps({"type": "nope"}))
     response = admin_client.post(url("entrypoint_add"), data)
     # then the schema field reports the path inside the schema
     errors = form_errors(response)
