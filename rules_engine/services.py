@@ -102,6 +102,15 @@ def rule_compile(
         errors.append({"path": exc.json_path(prefix="$.condition"), "message": exc.message})
     else:
         errors.extend(_lint(condition, "$.condition"))
+        if isinstance(condition, str | list) or type(condition) in (int, float):
+            # A JsonLogic literal: the same answer for every context, never what is meant.
+            errors.append(
+                {
+                    "path": "$.condition",
+                    "message": "a condition is an operation, true or false, not a "
+                    f"{_json_kind(condition)} (the same answer for every context)",
+                }
+            )
     if cooldown_key is not None:
         try:
             compile_condition(cooldown_key)
@@ -131,6 +140,10 @@ def rule_compile(
     if errors:
         raise InvalidInput(errors, code="invalid_rule")
     return compiled, prepared
+
+
+def _json_kind(value: Any) -> str:
+    return "string" if isinstance(value, str) else "array" if isinstance(value, list) else "number"
 
 
 def _lint(expression: Any, prefix: str) -> list[ErrorDetail]:

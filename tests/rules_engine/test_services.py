@@ -96,6 +96,28 @@ def test_operations_json_logic_runs_quietly_but_no_author_means_are_refused(entr
     assert Rule.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("condition", "kind"), [("hello", "string"), ([1, 2], "array"), (1, "number")]
+)
+def test_a_literal_condition_is_refused(entry_point, template, condition, kind):
+    with pytest.raises(InvalidInput) as caught:
+        services.rule_create(data=rule_data(entry_point, condition=condition))
+    assert caught.value.details == [
+        {
+            "path": "$.condition",
+            "message": f"a condition is an operation, true or false, not a {kind} "
+            "(the same answer for every context)",
+        }
+    ]
+    assert Rule.objects.count() == 0
+
+
+@pytest.mark.parametrize("condition", [True, False, {}, {"var": "flag"}])
+def test_true_false_and_operations_are_conditions(entry_point, template, condition):
+    rule = services.rule_create(data=rule_data(entry_point, condition=condition))
+    assert rule.condition == condition
+
+
 def test_every_problem_of_a_rule_is_reported_at_once(entry_point, template):
     # given a rule with a bad condition, a bad action param and a missing template
     actions = [
