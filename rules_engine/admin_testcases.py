@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -80,6 +80,19 @@ class RuleTestCaseAdmin(admin.ModelAdmin):
         else:
             obj.pk = testcases.rule_test_case_create(rule=obj.rule, data=data).pk
             obj.refresh_from_db()
+        # Saving does not run the case (a failing case is how a change starts), but its
+        # author should know at once that it fails: until it passes, changes to the entry
+        # point's active rules are refused.
+        result = testcases.rule_test_case_result(test_case=obj)
+        if result is not None and not result.passed:
+            entry_point = obj.rule.entry_point.key
+            self.message_user(
+                request,
+                f"Test case {result.case!r} fails with the rules as they are: "
+                f"{'; '.join(result.reasons)}. Until it passes, activating or changing "
+                f"rules on {entry_point!r} is refused.",
+                messages.WARNING,
+            )
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         """Delete through the service."""

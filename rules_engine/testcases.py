@@ -311,6 +311,16 @@ def _vars(node: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
         yield from _vars(child)
 
 
+def rule_test_case_result(*, test_case: RuleTestCase) -> CaseResult | None:
+    """How `test_case` fares now (its rule inactive: as if activated), or None when it did
+    not run. No writes."""
+    for report in rule_tests_run_all(entry_point=test_case.rule.entry_point):
+        for result in report.results:
+            if result.case_id == test_case.pk:
+                return result
+    return None
+
+
 def rule_tests_run_all(*, entry_point: EntryPoint | None = None) -> list[TestReport]:
     """Every case of every entry point (or one): the live rule set's cases, then each inactive
     rule's cases decided as if that rule alone were activated. No writes."""

@@ -8,6 +8,7 @@ from io import StringIO
 from typing import Any
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -635,6 +636,41 @@ def test_admin_saves_cases_through_the_service(admin_client, shop):
     errors = response.context["adminform"].form.errors
     assert errors["context"] == ["$.context.cart.total: 'x' is not of type 'number'"]
     assert RuleTestCase.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("context", "warned"),
+    [
+        (
+            CART_80,
+            [
+                "Test case 'big' fails with the rules as they are: expected a match, got "
+                "not_matched; cart.total > 100: cart.total was 80, false. Until it passes, "
+                "activating or changing rules on 'shop' is refused."
+            ],
+        ),
+        (CART_150, []),
+    ],
+)
+def test_admin_warns_when_a_saved_case_fails(admin_client, shop, context, warned):
+    # given an active rule matching carts over 100
+    rule = big_cart_rule(shop)
+    # when a case expecting a match is saved in the admin
+    response = admin_client.post(
+        reverse("admin:rules_engine_ruletestcase_add"),
+        {
+            "rule": rule.pk,
+            "name": "big",
+            "context": json.dumps(context),
+            "expect_match": "on",
+            "expect_actions": "[]",
+        },
+    )
+    # then it is saved either way, and a failing one says so and what it will block
+    assert response.status_code == 302
+    assert RuleTestCase.objects.filter(name="big").count() == 1
+    notes = [str(m) for m in get_messages(response.wsgi_request) if m.level_tag == "warning"]
+    assert notes == warned
 
 
 def test_roles_hold_their_permissions_on_test_cases(db):
