@@ -177,7 +177,6 @@ def role_administrator_sync(*, using: str = "default") -> int:
     group = Group.objects.using(using).filter(name="administrator").first()
     if group is None:
         return 0
-    missing = Permission.objects.using(using).exclude(group=group)
-    gained = list(missing)
+    gained = list(Permission.objects.using(using).exclude(group=group))
     group.permissions.add(*gained)
     return len(gained)

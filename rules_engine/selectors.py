@@ -253,15 +253,15 @@ def cooldowns_active(
     from rules_engine import cooldowns
 
     active = cooldowns.store().list(str(rule_id) if rule_id else None)
-    rules = Rule.objects.filter(pk__in={u for c in active if (u := _as_uuid(c.rule_id))})
+    ids = {c.rule_id: _as_uuid(c.rule_id) for c in active}
+    rules = Rule.objects.filter(pk__in={u for u in ids.values() if u is not None})
     if entry_points:
         rules = rules.filter(entry_point__key__in=sorted(entry_points))
     names = dict(rules.values_list("pk", "name"))
     if entry_points:
-        active = [c for c in active if _as_uuid(c.rule_id) in names]
+        active = [c for c in active if ids[c.rule_id] in names]
     return [
-        {**c.as_dict(), "rule_name": names.get(_as_uuid(c.rule_id), "(deleted rule)")}
-        for c in active
+        {**c.as_dict(), "rule_name": names.get(ids[c.rule_id], "(deleted rule)")} for c in active
     ]
 
 

@@ -24,7 +24,7 @@ from rules_engine.conditions import compile_condition
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
 from rules_engine.functions import registry as function_registry
 from rules_engine.jsonlogic import JsonLogicError
-from rules_engine.jsonlogic.lint import lint
+from rules_engine.jsonlogic.lint import lint, lint_condition
 from rules_engine.models import (
     Acknowledgement,
     EntryPoint,
@@ -101,23 +101,14 @@ def rule_compile(
     except JsonLogicError as exc:
         errors.append({"path": exc.json_path(prefix="$.condition"), "message": exc.message})
     else:
-        errors.extend(_lint(condition, "$.condition"))
-        if isinstance(condition, str | list) or type(condition) in (int, float):
-            # A JsonLogic literal: the same answer for every context, never what is meant.
-            errors.append(
-                {
-                    "path": "$.condition",
-                    "message": "a condition is an operation, true or false, not a "
-                    f"{_json_kind(condition)} (the same answer for every context)",
-                }
-            )
+        errors.extend(_lint(lint_condition, condition, "$.condition"))
     if cooldown_key is not None:
         try:
             compile_condition(cooldown_key)
         except JsonLogicError as exc:
             errors.append({"path": exc.json_path(prefix="$.cooldown_key"), "message": exc.message})
         else:
-            errors.extend(_lint(cooldown_key, "$.cooldown_key"))
+            errors.extend(_lint(lint, cooldown_key, "$.cooldown_key"))
     prepared: list[PreparedAction] = []
     if not isinstance(actions, list):
         errors.append({"path": "$.actions", "message": "actions must be a list"})
@@ -142,15 +133,11 @@ def rule_compile(
     return compiled, prepared
 
 
-def _json_kind(value: Any) -> str:
-    return "string" if isinstance(value, str) else "array" if isinstance(value, list) else "number"
-
-
-def _lint(expression: Any, prefix: str) -> list[ErrorDetail]:
+def _lint(check: Callable[..., Any], expression: Any, prefix: str) -> list[ErrorDetail]:
     # Mistakes JsonLogic itself runs quietly (jsonlogic/lint.py): refused when a rule is saved.
     return [
         {"path": json_path(path, prefix), "message": message}
-        for path, message in lint(expression, is_function=function_registry.__contains__)
+        for path, message in check(expression, is_function=function_registry.__contains__)
     ]
 
 

@@ -14,18 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a parsed JSON value (`null`, `boolean`, `number`, ...)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
+from rules_engine.paths import json_type
 
 
 class JSONStringField(serializers.CharField):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from rules_engine.jsonlogic.operators import OPERATORS
+from rules_engine.paths import json_type
 
 Path = tuple[str | int, ...]
 
@@ -64,6 +65,24 @@ def lint(rule: Any, is_function: Callable[[str], bool] = lambda _: False) -> lis
     and of every object that mixes an operator with other keys. `is_function` tells custom
     function names (operators too). Raises nothing."""
     return list(_problems(rule, (), is_function))
+
+
+def lint_condition(
+    rule: Any, is_function: Callable[[str], bool] = lambda _: False
+) -> list[tuple[Path, str]]:
+    """`lint` for a rule's condition, which must also not be a bare string, number or array:
+    such a literal gives the same answer for every context, never what is meant."""
+    problems = lint(rule, is_function)
+    if isinstance(rule, str | list) or type(rule) in (int, float):
+        problems.insert(
+            0,
+            (
+                (),
+                f"a condition is an operation, true or false, not a {json_type(rule)} "
+                "(the same answer for every context)",
+            ),
+        )
+    return problems
 
 
 def _problems(
