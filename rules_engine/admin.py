@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -79,14 +78,6 @@ def object_or_404(model_admin: admin.ModelAdmin[Any], request: HttpRequest, obje
     if obj is None:
         raise Http404(f"no {model_admin.opts.verbose_name} {object_id}")
     return obj
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 # Set on a request whose save changed no field (save_model wrote nothing).
@@ -432,6 +423,15 @@ class EntryPointAdmin(ServiceHistoryAdmin):
 
     form = EntryPointAdminForm
     list_display = ("key", "description", "critical", "active", "version", "updated_at")
+    list_filter = ("critical", "active")
+    search_fields = ("key", "description")
+    readonly_fields = ("version", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("key", "description", "subject_path", "critical", "active")}),
+        ("Context", {"fields": ("context_schema", "sensitive_paths")}),
+        ("Change", {"fields": ("change_note",)}),
+        ("Version", {"fields": readonly_fields}),
+    )
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """A critical entry point is read-only to anyone but a publisher (four-eyes: an author
@@ -449,16 +449,6 @@ class EntryPointAdmin(ServiceHistoryAdmin):
         ):
             return False
         return super().has_delete_permission(request, obj)
-
-    list_filter = ("critical", "active")
-    search_fields = ("key", "description")
-    readonly_fields = ("version", "created_at", "updated_at")
-    fieldsets = (
-        (None, {"fields": ("key", "description", "subject_path", "critical", "active")}),
-        ("Context", {"fields": ("context_schema", "sensitive_paths")}),
-        ("Change", {"fields": ("change_note",)}),
-        ("Version", {"fields": readonly_fields}),
-    )
 
 
 @admin.register(MessageTemplate)
@@ -609,7 +599,7 @@ class RuleAdmin(ServiceHistoryAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         rule_id = request.GET.get("rule") or None
-        if rule_id is not None and not _is_uuid(rule_id):
+        if rule_id is not None and selectors.parse_uuid(rule_id) is None:
             raise Http404(f"no rule {rule_id}")
         # As the API: ending cooldowns is the publisher's (add_cooldown), not an author's.
         can_clear = request.user.has_perm("rules_engine.add_cooldown")

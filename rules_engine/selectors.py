@@ -253,7 +253,7 @@ def cooldowns_active(
     from rules_engine import cooldowns
 
     active = cooldowns.store().list(str(rule_id) if rule_id else None)
-    ids = {c.rule_id: _as_uuid(c.rule_id) for c in active}
+    ids = {c.rule_id: parse_uuid(c.rule_id) for c in active}
     rules = Rule.objects.filter(pk__in={u for u in ids.values() if u is not None})
     if entry_points:
         rules = rules.filter(entry_point__key__in=sorted(entry_points))
@@ -270,7 +270,8 @@ def rule_entry_point_key(*, rule_id: Any) -> str | None:
     return Rule.objects.filter(pk=rule_id).values_list("entry_point__key", flat=True).first()
 
 
-def _as_uuid(value: str) -> Any:
+def parse_uuid(value: str) -> Any:
+    """`value` as a UUID, or None when it is not one."""
     import uuid
 
     try:
