@@ -75,6 +75,23 @@ class CaseResultSerializer(serializers.Serializer):
     )
 
 
+class SavedRuleTestCaseSerializer(RuleTestCaseSerializer):
+    """A test case as saved, with how it fares with the rules as they are."""
+
+    result = CaseResultSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text=(
+            "The case run against the rules as they are (its rule inactive: as if activated); "
+            "null when it did not run. A failing case is saved, and until it passes changes "
+            "to the entry point's active rules are refused with failing_test_cases."
+        ),
+    )
+
+    class Meta(RuleTestCaseSerializer.Meta):
+        fields = [*RuleTestCaseSerializer.Meta.fields, "result"]
+
+
 class TestReportSerializer(serializers.Serializer):
     """Every case of an entry point decided with one rule set (nothing written)."""
 
@@ -116,25 +133,28 @@ class RuleTestCaseViewSet(viewsets.ModelViewSet):
         """The rule's test cases, by name."""
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(responses={201: RuleTestCaseSerializer, **error_responses(400, 404)})
+    @extend_schema(responses={201: SavedRuleTestCaseSerializer, **error_responses(400, 404)})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Save a test case of the rule (not run: a failing case is how a change starts)."""
-        return super().create(request, *args, **kwargs)
+        """Save a test case of the rule, and say how it fares with the rules as they are.
+
+        A failing case is saved (it is how a change starts), and `result` says so at once.
+        """
+        return self._with_result(super().create(request, *args, **kwargs))
 
     @extend_schema(responses={200: RuleTestCaseSerializer, **error_responses(404)})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """One test case."""
         return super().retrieve(request, *args, **kwargs)
 
-    @extend_schema(responses={200: RuleTestCaseSerializer, **error_responses(400, 404)})
+    @extend_schema(responses={200: SavedRuleTestCaseSerializer, **error_responses(400, 404)})
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Change a test case (its rule stays)."""
-        return super().update(request, *args, **kwargs)
+        """Change a test case (its rule stays); `result` says how it fares now."""
+        return self._with_result(super().update(request, *args, **kwargs))
 
-    @extend_schema(responses={200: RuleTestCaseSerializer, **error_responses(400, 404)})
+    @extend_schema(responses={200: SavedRuleTestCaseSerializer, **error_responses(400, 404)})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Change some fields of a test case."""
-        return super().partial_update(request, *args, **kwargs)
+        """Change some fields of a test case; `result` says how it fares now."""
+        return self._with_result(super().partial_update(request, *args, **kwargs))
 
     @extend_schema(responses={204: None, **error_responses(404)})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -152,6 +172,16 @@ class RuleTestCaseViewSet(viewsets.ModelViewSet):
         rule.active = True
         report = testcases.rule_tests_run(entry_point=rule.entry_point, replacing=rule)
         return Response(report.as_json())
+
+    def _with_result(self, response: Response) -> Response:
+        # Saving does not gate on the case, but its author should learn at once that it
+        # fails: until it passes, changes to the entry point's active rules are refused.
+        test_case = RuleTestCase.objects.select_related("rule__entry_point").get(
+            pk=response.data["id"]
+        )
+        result = testcases.rule_test_case_result(test_case=test_case)
+        response.data["result"] = None if result is None else result.as_json()
+        return response
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.instance = testcases.rule_test_case_create(

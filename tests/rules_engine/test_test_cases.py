@@ -518,6 +518,44 @@ def test_api_creates_lists_updates_and_deletes_cases(api_client, shop):
     assert RuleTestCase.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("context", "passed", "reasons"),
+    [
+        (CART_80, False, [FALSE_AT_80.split(": ", 1)[1]]),
+        (CART_150, True, []),
+    ],
+)
+def test_api_save_says_how_the_case_fares(api_client, shop, context, passed, reasons):
+    # given an active rule matching carts over 100
+    rule = big_cart_rule(shop)
+    # when a case expecting a match is saved through the API
+    response = api_client.post(
+        f"/api/rules/{rule.pk}/test-cases/", {"name": "big", "context": context}, format="json"
+    )
+    # then it is saved either way, and the answer says whether it passes and why not
+    assert response.status_code == 201
+    result = response.json()["result"]
+    assert (result["case"], result["passed"], result["outcome"], result["reasons"]) == (
+        "big",
+        passed,
+        "matched" if passed else "not_matched",
+        reasons,
+    )
+    assert RuleTestCase.objects.filter(name="big").count() == 1
+
+
+def test_api_change_says_how_the_case_fares_now(api_client, shop):
+    # given a passing case
+    rule = big_cart_rule(shop)
+    saved = case(rule, "big", CART_150)
+    # when its context is changed to one the rule does not match
+    response = api_client.patch(f"/api/test-cases/{saved.pk}/", {"context": CART_80}, format="json")
+    # then the answer says it now fails, and why
+    assert response.status_code == 200
+    result = response.json()["result"]
+    assert (result["passed"], result["reasons"]) == (False, [FALSE_AT_80.split(": ", 1)[1]])
+
+
 def test_api_refuses_a_bad_case_with_paths(api_client, shop):
     rule = big_cart_rule(shop)
 
