@@ -518,6 +518,15 @@ def explanation_rows(node: Mapping[str, Any] | None, depth: int = 0) -> list[dic
     return rows
 
 
+def explained_rules(decision: engine.Decision, *, rule_id: str | None = None) -> list[Any]:
+    """A dry-run decision's rules (or only `rule_id`) with their explanations as rows."""
+    return [
+        {**row, "rows": explanation_rows(row.get("explanation"))}
+        for row in decision.rules or ()
+        if rule_id is None or str(row.get("id")) == rule_id
+    ]
+
+
 # --- four-eyes review: drafts of rules on critical entry points ----------------------------
 
 # Set on the request when a rule save, deletion or revert became a draft (see RuleAdmin).
@@ -637,13 +646,7 @@ class RuleAdmin(ServiceHistoryAdmin):
         )
         context["decision"] = decision
         if decision is not None:
-            context.update(
-                decision_fields(decision),
-                explained=[
-                    {**row, "rows": explanation_rows(row.get("explanation"))}
-                    for row in decision.rules or ()
-                ],
-            )
+            context.update(decision_fields(decision), explained=explained_rules(decision))
         return TemplateResponse(request, "admin/rules_engine/rule/dry_run.html", context)
 
     # Four-eyes review: rules on critical entry points are changed through drafts ---------
@@ -944,9 +947,18 @@ class RuleChangeAdmin(admin.ModelAdmin):
         )
         context["result"] = result
         if result is not None:
+            # The changed rule explained on both sides: what a reviewer compares. The other
+            # rules are the same in both decisions (their results are in "Rule results").
+            rule_id = str(change.rule_key)
             context["decisions"] = [
-                decision_view("Live rules", "dry-run-live", result.live),
-                decision_view("With the draft", "dry-run-draft", result.draft),
+                {
+                    **decision_view(title, html_id, decision),
+                    "explained": explained_rules(decision, rule_id=rule_id),
+                }
+                for title, html_id, decision in (
+                    ("Live rules", "dry-run-live", result.live),
+                    ("With the draft", "dry-run-draft", result.draft),
+                )
             ]
         return TemplateResponse(request, "admin/rules_engine/rulechange/dry_run.html", context)
 

@@ -512,6 +512,16 @@ def test_admin_dry_run_of_a_draft_shows_both_decisions(rule, alice):
     [live, draft] = response.context["decisions"]
     assert (live["matched"], draft["matched"]) == ("Big cart", "—")
     assert Execution.objects.count() == 0
+    # and each side explains the changed rule clause by clause
+    assert [(r["outcome"], r["rows"][0]["expression"]) for r in live["explained"]] == [
+        ("matched", "cart.total > 100")
+    ]
+    assert [(r["outcome"], r["rows"][0]["expression"]) for r in draft["explained"]] == [
+        ("not_matched", "cart.total > 500")
+    ]
+    page = response.content.decode()
+    assert "Why: Big cart — matched" in page
+    assert "Why: Big cart — not_matched" in page
 
 
 def test_admin_drafts_cannot_be_added_edited_or_deleted(rule, alice, bob):
