@@ -4,7 +4,6 @@ finds no 500, no undocumented status code and no response that breaks the schema
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +22,7 @@ from schemathesis.checks import (
 )
 
 from tests.support.keys import key_header, new_key
-from tests.support.processes import ManagedProcess, process_env
+from tests.support.processes import ManagedProcess, free_port, process_env
 
 # Examples per operation and generation mode: about 35 operations x 2 modes x this many
 # requests keeps the run well under a minute on a busy machine.
@@ -43,13 +42,6 @@ APIVIEW_OPERATIONS = {
     ("/api/events/{id}/cancel/", "post"): {"200", "400", "404"},
     ("/api/events/cancel/", "post"): {"200", "202", "400"},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _schema_document() -> dict[str, Any]:
@@ -110,7 +102,7 @@ def live_api(transactional_db: Any, demo: Any, admin_user: Any) -> Iterator[tupl
     carrying an all-scope API key (and a staff login with its CSRF token)."""
     from django.test import Client
 
-    port = _free_port()
+    port = free_port()
     web = ManagedProcess(
         "web-openapi",
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],

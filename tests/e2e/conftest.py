@@ -19,7 +19,6 @@ import importlib
 import os
 import re
 import shutil
-import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection, connections
 
-from tests.support.processes import ROOT, ManagedProcess, process_env
+from tests.support.processes import ROOT, ManagedProcess, free_port, process_env
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "e2e" / "artifacts"
@@ -60,13 +59,6 @@ def chromium_path() -> Path:
     if not (Path(settings.FRONTEND_DIST) / "index.html").is_file():
         _missing("frontend/dist is missing: run `make frontend`")
     return CHROMIUM
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -95,7 +87,7 @@ def live_app(transactional_db: Any, chromium_path: Path) -> Iterator[LiveApp]:
         username=STAFF_USERNAME, password=STAFF_PASSWORD, is_staff=True
     )
     staff.groups.add(Group.objects.get(name="publisher"))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     _, key = access_services.api_key_create(
         name="e2e-web",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import sys
 from typing import Any
 
@@ -18,18 +17,18 @@ import pytest
 from ingress.models import Event
 from rules_engine.models import Execution
 from tests.support.keys import key_header, new_key
-from tests.support.processes import ManagedProcess, process_env, wait_for
+from tests.support.processes import (
+    ManagedProcess,
+    free_port,
+    private_redis,
+    process_env,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # The application's key of the current test (events scope).
@@ -54,26 +53,8 @@ def post_event(port: int, key: str, payload: dict[str, Any]) -> httpx.Response:
 
 @pytest.fixture
 def private_stack(tmp_path: Any) -> Any:
-    redis_port, web_port = free_port(), free_port()
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    redis_server = ManagedProcess(
-        "redis",
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        "Ready to accept connections",
-        dict(process_env()),
-    )
+    redis_server, redis_url = private_redis(tmp_path)
+    web_port = free_port()
     env = {
         "REDIS_URL": redis_url,
         "CELERY_BROKER_URL": redis_url,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +44,14 @@ def process_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
@@ -152,3 +161,17 @@ def manage(name: str, *command: str, ready_text: str | None = None, **env: str) 
     """A long-running `manage.py` command (consumer, sweeper) against the test database."""
     args = [sys.executable, "manage.py", *command]
     return ManagedProcess(name, args, ready_text, process_env(**env))
+
+
+def private_redis(folder: Path) -> tuple[ManagedProcess, str]:
+    """A throwaway redis-server on a free port, keeping nothing on disk (not started yet),
+    and its URL: stopping it cannot disturb the suite's Redis."""
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    server = ManagedProcess(
+        "redis",
+        [*args, "--appendonly", "no", "--dir", str(folder)],
+        "Ready to accept connections",
+        dict(process_env()),
+    )
+    return server, f"redis://127.0.0.1:{port}/0"
