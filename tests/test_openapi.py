@@ -3,11 +3,14 @@ finds no 500, no undocumented status code and no response that breaks the schema
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import requests
 import schemathesis
@@ -88,6 +91,51 @@ def test_every_operation_documents_the_errors_of_the_request_pipeline() -> None:
                 path,
                 method,
             )
+
+
+def _answer(path: str, method: str, body: Any) -> httpx.Response:
+    """A 200 answer carrying `body`, as schemathesis reads a response it validates."""
+    response = httpx.Response(
+        200, json=body, request=httpx.Request(method, f"http://testserver{path}")
+    )
+    response.elapsed = timedelta(0)
+    return response
+
+
+def test_decisions_of_every_effect_type_match_the_documented_shapes(
+    api_client: Any, demo: Any, demo_context: dict[str, Any]
+) -> None:
+    # given the schema, and the demo checkout decided twice for a large cart (the second
+    # time the returning customer is also asked the preference question)
+    schema = schemathesis.openapi.from_dict(_schema_document())
+    execute = schema["/api/rules/engine/execute/"]["POST"]
+    audit = schema["/api/executions/{id}/"]["GET"]
+    demo_context["cart"]["total"] = 1500
+    body = json.dumps({"entry_point": "checkout", "context": demo_context})
+    api_client.post("/api/rules/engine/execute/", body, content_type="application/json")
+    # when the decision and its audit row are fetched
+    decision = api_client.post(
+        "/api/rules/engine/execute/", body, content_type="application/json"
+    ).json()
+    row = api_client.get(f"/api/executions/{decision['execution_id']}/").json()
+    # then both hold an effect of every type the frontend renders, each as documented
+    assert sorted(e["type"] for e in decision["effects"]) == [
+        "display_message",
+        "display_message",
+        "display_modal",
+        "user_acknowledge",
+        "user_preference",
+    ]
+    assert row["effects"] == decision["effects"]
+    execute.validate_response(_answer("/api/rules/engine/execute/", "POST", decision))
+    audit.validate_response(_answer(f"/api/executions/{row['id']}/", "GET", row))
+    # and an effect off its documented shape is caught
+    broken = copy.deepcopy(decision)
+    [message, *_] = [e for e in broken["effects"] if e["type"] == "display_message"]
+    message["level"] = "loud"
+    assert not execute.is_valid_response(_answer("/api/rules/engine/execute/", "POST", broken))
+    broken["effects"] = [{**message, "level": "info", "type": "teleport"}]
+    assert not execute.is_valid_response(_answer("/api/rules/engine/execute/", "POST", broken))
 
 
 def test_the_schema_is_served(client: Any) -> None:

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from rules_engine import selectors
@@ -196,13 +196,138 @@ class RuleHistorySerializer(serializers.Serializer):
         return [{"field": c.field, "old": c.old, "new": c.new} for c in delta.changes]
 
 
+class MatchedRuleSerializer(serializers.Serializer):
+    """A rule that matched, as listed in a decision."""
+
+    id = serializers.CharField()
+    name = serializers.CharField()
+    version = serializers.IntegerField()
+    priority = serializers.IntegerField()
+
+
+class RenderedMessageSerializer(serializers.Serializer):
+    """An effect's message template rendered for the client (escaped, sanitised)."""
+
+    format = serializers.ChoiceField(choices=MessageTemplate.Format.choices)
+    content_type = serializers.CharField(
+        help_text="text/plain, text/html (escaped and sanitised) or application/json."
+    )
+    content = serializers.JSONField(help_text="A string; any JSON value for the json format.")
+
+
+class EffectSerializer(serializers.Serializer):
+    """What every effect carries: where it comes from, whether it blocks, its message."""
+
+    rule_id = serializers.CharField()
+    action_index = serializers.IntegerField(help_text="The action's position in its rule.")
+    blocking = serializers.BooleanField(
+        help_text="The caller must not proceed until it is resolved (critical entry points)."
+    )
+    template = serializers.CharField(help_text="The message template's key.")
+    message = RenderedMessageSerializer(
+        allow_null=True, help_text="Null when the template could not be rendered."
+    )
+    render_error = serializers.CharField(
+        required=False, help_text="Why the message is null (the rest of the effect stands)."
+    )
+
+
+class DisplayMessageEffectSerializer(EffectSerializer):
+    """A non-blocking message."""
+
+    type = serializers.ChoiceField(choices=["display_message"])
+    level = serializers.ChoiceField(choices=["info", "success", "warning", "error"])
+    placement = serializers.ChoiceField(choices=["banner", "toast", "inline"])
+    dismissible = serializers.BooleanField()
+
+
+class ModalButtonSerializer(serializers.Serializer):
+    """One button of a modal."""
+
+    # `label` and `style` are also attributes of DRF's Field (a serializer is one); as
+    # declared fields they are the button's keys, which DRF allows and stubs do not know.
+    id = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    style = serializers.CharField()  # type: ignore[assignment]
+
+
+class DisplayModalEffectSerializer(EffectSerializer):
+    """A modal that needs an answer (one of its buttons)."""
+
+    type = serializers.ChoiceField(choices=["display_modal"])
+    title = serializers.CharField()
+    buttons = ModalButtonSerializer(many=True)
+    dismissible = serializers.BooleanField()
+
+
+class UserAcknowledgeEffectSerializer(EffectSerializer):
+    """Terms to accept; blocking on a critical entry point until acknowledged server-side."""
+
+    type = serializers.ChoiceField(choices=["user_acknowledge"])
+    ack_key = serializers.CharField(
+        help_text="Send it to POST /api/rules/engine/acknowledgements/."
+    )
+    title = serializers.CharField()
+    acknowledged = serializers.BooleanField()
+
+
+class PreferenceOptionSerializer(serializers.Serializer):
+    """One choice of a preference question."""
+
+    value = serializers.JSONField(help_text="A string, number or boolean.")
+    label = serializers.CharField()  # type: ignore[assignment]  # the option's key, as above
+
+
+class UserPreferenceEffectSerializer(EffectSerializer):
+    """An optional preference question; the answer is stored."""
+
+    type = serializers.ChoiceField(choices=["user_preference"])
+    preference_key = serializers.CharField(
+        help_text="Send it to POST /api/rules/engine/preferences/."
+    )
+    options = PreferenceOptionSerializer(many=True)
+    value = serializers.JSONField(
+        allow_null=True, help_text="The stored answer, else the default (null if none)."
+    )
+    answered = serializers.BooleanField()
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="Effect",
+        serializers={
+            "display_message": DisplayMessageEffectSerializer,
+            "display_modal": DisplayModalEffectSerializer,
+            "user_acknowledge": UserAcknowledgeEffectSerializer,
+            "user_preference": UserPreferenceEffectSerializer,
+        },
+        resource_type_field_name="type",
+        many=False,
+    )
+)
+class EffectField(serializers.JSONField):
+    """One effect of a decision, documented by its type (for the OpenAPI schema only)."""
+
+
 class ExecutionSerializer(serializers.ModelSerializer):
     """An audit row (read-only), with every rule's result (see `execution_rule_results`)."""
 
     entry_point: serializers.SlugRelatedField[EntryPoint] = serializers.SlugRelatedField(
         slug_field="key", read_only=True
     )
+    matched_rules = serializers.SerializerMethodField()
+    effects = serializers.SerializerMethodField()
     rule_results = serializers.SerializerMethodField()
+
+    @extend_schema_field(MatchedRuleSerializer(many=True))
+    def get_matched_rules(self, obj: Execution) -> list[dict[str, Any]]:
+        """The rules that matched, as the decision listed them."""
+        return list(obj.matched_rules or [])
+
+    @extend_schema_field(serializers.ListField(child=EffectField()))
+    def get_effects(self, obj: Execution) -> list[dict[str, Any]]:
+        """The effects the decision returned."""
+        return list(obj.effects or [])
 
     @extend_schema_field(serializers.ListField(child=serializers.DictField()))
     def get_rule_results(self, obj: Execution) -> list[dict[str, Any]]:
@@ -279,8 +404,8 @@ class ExecuteResponseSerializer(serializers.Serializer):
     execution_id = serializers.UUIDField(allow_null=True, help_text="Null on dry runs.")
     entry_point = serializers.CharField()
     outcome = serializers.ChoiceField(choices=Execution.Outcome.choices)
-    matched_rules = serializers.ListField(child=serializers.DictField())
-    effects = serializers.ListField(child=serializers.DictField())
+    matched_rules = MatchedRuleSerializer(many=True)
+    effects = serializers.ListField(child=EffectField())
     blocking = serializers.BooleanField()
     duration_ms = serializers.FloatField()
     dry_run = serializers.BooleanField()
@@ -410,9 +535,9 @@ class DraftDecisionSerializer(serializers.Serializer):
     """One dry-run decision of POST /api/rule-changes/{id}/dry-run/."""
 
     outcome = serializers.ChoiceField(choices=Execution.Outcome.choices)
-    matched_rules = serializers.ListField(child=serializers.DictField())
+    matched_rules = MatchedRuleSerializer(many=True)
     rule_results = serializers.ListField(child=serializers.DictField())
-    effects = serializers.ListField(child=serializers.DictField())
+    effects = serializers.ListField(child=EffectField())
     action_results = serializers.ListField(child=serializers.DictField())
     blocking = serializers.BooleanField()
 
