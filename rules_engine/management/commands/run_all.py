@@ -1,5 +1,6 @@
 """`manage.py run_all`: the web server, a Celery worker and beat (and the stream consumer when
-Redis is configured) as one command, for `make run`. Ctrl-C stops them all."""
+Redis is configured) as one command, for `make run` and `make serve`. Ctrl-C stops them all; a
+process that dies once running is started again, one that cannot start stops them all."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -58,10 +59,7 @@ class Command(BaseCommand):
         if settings.REDIS_URL:
             commands["consumer"] = [python, "manage.py", "ingress_consume"]
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir())}
-        children = {
-            name: subprocess.Popen(args, env=env)  # noqa: S603  (our own commands)
-            for name, args in commands.items()
-        }
+        children = {name: _Child(name, args, env) for name, args in commands.items()}
         stopping = threading.Event()
 
         def stop(signum: int, frame: Any) -> None:
@@ -74,20 +72,22 @@ class Command(BaseCommand):
             threading.Thread(target=self._demo_events, args=(stopping,), daemon=True).start()
         try:
             while not stopping.is_set():
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        self.stderr.write(f"{name} exited with {child.returncode}; stopping")
+                for child in children.values():
+                    message = child.supervise()
+                    if message is None:
+                        continue
+                    self.stderr.write(message)
+                    if child.failed_to_start:
                         stopping.set()
                 time.sleep(0.5)
         finally:
             for child in children.values():
-                if child.poll() is None:
-                    child.terminate()
+                child.terminate()
             for child in children.values():
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+                child.wait(timeout=15)
+        failed = [child.name for child in children.values() if child.failed_to_start]
+        if failed:
+            raise CommandError(f"{', '.join(failed)} could not start (see above)")
 
     @staticmethod
     def _metrics_dir() -> Path:
@@ -133,3 +133,67 @@ class Command(BaseCommand):
         if stopping.wait(8):
             return
         call_command("demo_events", stdout=self.stdout, stderr=self.stderr)
+
+
+class _Child:
+    """One supervised process: restarted when it exits, unless it never got going.
+
+    A process that exits within STARTUP_SECONDS of its first start is misconfigured (a
+    port in use, a bad setting): run_all stops with its message rather than loop. Later
+    exits (a worker killed, a crash on a broker outage) are restarted after a pause that
+    doubles from 1 s up to 30 s and starts over once the process has run for a minute, so
+    nothing stays down and nothing spins.
+    """
+
+    STARTUP_SECONDS = 10.0
+    STEADY_SECONDS = 60.0
+    MAX_PAUSE = 30.0
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.restarts = 0
+        self.failed_to_start = False
+        self._restart_at: float | None = None
+        self._start()
+        self._first_started = self._started
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen(self.args, env=self.env)  # noqa: S603  (our own commands)
+        self._started = time.monotonic()
+
+    def supervise(self) -> str | None:
+        """Restart the process if it exited and its pause is over; a line to log, or None."""
+        now = time.monotonic()
+        if self._restart_at is not None:
+            if now >= self._restart_at:
+                self._restart_at = None
+                self.restarts += 1
+                self._start()
+                return f"{self.name} restarted"
+            return None
+        code = self.process.poll()
+        if code is None:
+            return None
+        if self._started == self._first_started and now - self._started < self.STARTUP_SECONDS:
+            self.failed_to_start = True
+            return f"{self.name} exited with {code} while starting; stopping"
+        if now - self._started >= self.STEADY_SECONDS:
+            self.restarts = 0
+        pause = min(self.MAX_PAUSE, 2.0**self.restarts)
+        self._restart_at = now + pause
+        return f"{self.name} exited with {code}; restarting in {pause:g} s"
+
+    def terminate(self) -> None:
+        """Ask the process to stop (SIGTERM) if it is running; no restart follows."""
+        self._restart_at = None
+        if self.process.poll() is None:
+            self.process.terminate()
+
+    def wait(self, timeout: float) -> None:
+        """Wait for the process to exit; SIGKILL it after `timeout` seconds."""
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
