@@ -89,7 +89,11 @@ from redis.retry import Retry
 
 from ingress import services
 from ingress.serializers import SOURCE_PATTERN
-from rules_engine.api.parsers import json_depth_exceeds, out_of_range_integer_path
+from rules_engine.api.parsers import (
+    duplicate_key_path,
+    json_depth_exceeds,
+    out_of_range_integer_path,
+)
 from rules_engine.errors import Conflict, ErrorDetail, InvalidInput, NotFound
 from rules_engine.paths import json_path, json_type
 
@@ -245,6 +249,8 @@ def parse_message(fields: Mapping[Any, Any]) -> EventMessage | CancelMessage:
     if (where := out_of_range_integer_path(data)) is not None:
         # Stored and sent on as JSON numbers, it could not be kept exactly (as over HTTP).
         raise PoisonMessage("invalid_json", f"data holds an integer beyond 64 bits at {where}")
+    if (where := duplicate_key_path(data)) is not None:
+        raise PoisonMessage("invalid_json", f"data names a key twice at {where}")
     if not isinstance(body, dict):
         raise PoisonMessage("invalid_message", f"data must be a JSON object, not {json_type(body)}")
     kind = body.get("kind")

@@ -352,6 +352,12 @@ POISON: dict[str, PoisonCase] = {
         "data holds an integer beyond 64 bits at $.payload.ref",
         [],
     ),
+    "key named twice": (
+        lambda ctx: {"data": json.dumps(_event(ctx))[:-1] + ', "payload": {"cart": {"total": 1}}}'},
+        "invalid_json",
+        "data names a key twice at $.payload",
+        [],
+    ),
     "key of another type": (
         lambda ctx: _data(_event(ctx, key="used", source="shop", type="order.created")),
         "idempotency_key_conflict",

@@ -17,7 +17,7 @@ from django.core.management import call_command
 
 from ingress.models import Event
 from rules_engine import engine, services
-from rules_engine.api.parsers import out_of_range_integer_path
+from rules_engine.api.parsers import duplicate_key_path, out_of_range_integer_path
 from rules_engine.errors import InvalidInput
 from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule
 
@@ -172,6 +172,30 @@ def test_64_bit_integers_and_long_digit_runs_elsewhere_pass(raw):
 def test_an_integer_just_beyond_64_bits_is_found():
     assert out_of_range_integer_path(b'{"a": {"b": 18446744073709551616}}') == "$.a.b"
     assert out_of_range_integer_path(b"[0, -9223372036854775809]") == "$[1]"
+
+
+@pytest.mark.parametrize(("path", "method"), BODY_OPERATIONS)
+def test_a_key_named_twice_is_a_400_with_its_path(api_client, world, path, method):
+    # a gateway reading the first "total" and the engine the last would disagree
+    raw = '{"reason": {"cart": {"total": 5, "currency": "EUR", "total": 5000}}}'
+    response = _send(api_client, method, _url(path, world), raw, "application/json")
+    body = _assert_error(response, 400, "malformed_json")
+    assert body["detail"] == (
+        "JSON object names a key twice (which one counts is unclear): at $.reason.cart.total."
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b'{"a": 1, "b": {"a": 1}, "c": [{"a": 1}, {"b": 2}]}', None),
+        (b'[{"x": 1}, {"x": 1, "y": {"z": 1, "z": 2}}]', "$[1].y.z"),
+        (b'{"a": 1, "a": {"b": 1, "b": 2}}', "$.a"),
+        (rb'{"a\u0062": 1, "ab": 2}', "$.ab"),
+    ],
+)
+def test_duplicate_key_path_finds_the_first_repeated_key(raw, where):
+    assert duplicate_key_path(raw) == where
 
 
 @pytest.mark.parametrize(("path", "method"), BODY_OPERATIONS)
