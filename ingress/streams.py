@@ -249,7 +249,7 @@ def parse_message(fields: Mapping[Any, Any]) -> EventMessage | CancelMessage:
     if (where := out_of_range_integer_path(data)) is not None:
         # Stored and sent on as JSON numbers, it could not be kept exactly (as over HTTP).
         raise PoisonMessage("invalid_json", f"data holds an integer beyond 64 bits at {where}")
-    if (where := duplicate_key_path(data)) is not None:
+    if (where := duplicate_key_path(data, body)) is not None:
         raise PoisonMessage("invalid_json", f"data names a key twice at {where}")
     if not isinstance(body, dict):
         raise PoisonMessage("invalid_message", f"data must be a JSON object, not {json_type(body)}")

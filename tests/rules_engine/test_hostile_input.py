@@ -11,15 +11,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from ingress.models import Event
 from rules_engine import engine, services
 from rules_engine.api.parsers import duplicate_key_path, out_of_range_integer_path
 from rules_engine.errors import InvalidInput
 from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule
+from rules_engine.paths import json_path
 
 pytestmark = pytest.mark.django_db
 
@@ -192,10 +197,39 @@ def test_a_key_named_twice_is_a_400_with_its_path(api_client, world, path, metho
         (b'[{"x": 1}, {"x": 1, "y": {"z": 1, "z": 2}}]', "$[1].y.z"),
         (b'{"a": 1, "a": {"b": 1, "b": 2}}', "$.a"),
         (rb'{"a\u0062": 1, "ab": 2}', "$.ab"),
+        # strings holding `":` make the quick count inconclusive: the full check decides
+        (b'{"a": ":x", "b": "say \\":\\" "}', None),
+        (b'{"a": ":x", "a": 1}', "$.a"),
+        (b'{"a" : 1, "a"\n:\t2}', "$.a"),
     ],
 )
 def test_duplicate_key_path_finds_the_first_repeated_key(raw, where):
+    # with orjson's reading of the body (as the parser calls it) and without
+    assert duplicate_key_path(raw, orjson.loads(raw)) == where
     assert duplicate_key_path(raw) == where
+
+
+# Text without lone surrogates (not valid JSON for orjson), rich in quotes and colons.
+_TEXT = st.text(st.characters(exclude_categories=("Cs",), include_characters='":\\ '), max_size=6)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(_TEXT, _JSON, min_size=1, max_size=4), compact=st.booleans())
+def test_duplicate_key_path_never_misses_a_repeated_key(value, compact):
+    # given any object, written with or without spaces, and the same with its first key
+    # written again at the end
+    separators = (",", ":") if compact else (", ", " : ")
+    raw = json.dumps(value, separators=separators).encode()
+    first = json.dumps(next(iter(value)))
+    doubled = raw[:-1] + f"{separators[0]}{first}{separators[1]}null}}".encode()
+    # then the clean one passes and the doubled one names the key, quick count or not
+    assert duplicate_key_path(raw, orjson.loads(raw)) is None
+    assert duplicate_key_path(doubled, orjson.loads(doubled)) == json_path([next(iter(value))])
 
 
 @pytest.mark.parametrize(("path", "method"), BODY_OPERATIONS)
