@@ -196,8 +196,8 @@ class RuleHistorySerializer(serializers.Serializer):
         return [{"field": c.field, "old": c.old, "new": c.new} for c in delta.changes]
 
 
-class MatchedRuleSerializer(serializers.Serializer):
-    """A rule that matched, as listed in a decision."""
+class RuleSummarySerializer(serializers.Serializer):
+    """A rule as a decision lists it (its matched rules): id, name, version, priority."""
 
     id = serializers.CharField()
     name = serializers.CharField()
@@ -319,7 +319,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
     effects = serializers.SerializerMethodField()
     rule_results = serializers.SerializerMethodField()
 
-    @extend_schema_field(MatchedRuleSerializer(many=True))
+    @extend_schema_field(RuleSummarySerializer(many=True))
     def get_matched_rules(self, obj: Execution) -> list[dict[str, Any]]:
         """The rules that matched, as the decision listed them."""
         return list(obj.matched_rules or [])
@@ -375,13 +375,9 @@ class CooldownFilterSerializer(serializers.Serializer):
 # Response bodies of the engine endpoints, for the OpenAPI schema (the views build plain dicts).
 
 
-class RuleExplanationSerializer(serializers.Serializer):
+class RuleExplanationSerializer(RuleSummarySerializer):
     """One rule of a dry run: its result and the explanation of its condition."""
 
-    id = serializers.CharField()
-    name = serializers.CharField()
-    version = serializers.IntegerField()
-    priority = serializers.IntegerField()
     outcome = serializers.CharField(
         help_text="matched, not_matched, error, suppressed (cooldown) or skipped."
     )
@@ -404,7 +400,7 @@ class ExecuteResponseSerializer(serializers.Serializer):
     execution_id = serializers.UUIDField(allow_null=True, help_text="Null on dry runs.")
     entry_point = serializers.CharField()
     outcome = serializers.ChoiceField(choices=Execution.Outcome.choices)
-    matched_rules = MatchedRuleSerializer(many=True)
+    matched_rules = RuleSummarySerializer(many=True)
     effects = serializers.ListField(child=EffectField())
     blocking = serializers.BooleanField()
     duration_ms = serializers.FloatField()
@@ -535,7 +531,7 @@ class DraftDecisionSerializer(serializers.Serializer):
     """One dry-run decision of POST /api/rule-changes/{id}/dry-run/."""
 
     outcome = serializers.ChoiceField(choices=Execution.Outcome.choices)
-    matched_rules = MatchedRuleSerializer(many=True)
+    matched_rules = RuleSummarySerializer(many=True)
     rule_results = serializers.ListField(child=serializers.DictField())
     effects = serializers.ListField(child=EffectField())
     action_results = serializers.ListField(child=serializers.DictField())
