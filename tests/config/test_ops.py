@@ -104,6 +104,7 @@ def test_readyz_is_503_naming_unreachable_redis_and_broker(client, settings, mon
     nowhere = "redis://127.0.0.1:9/0"
     settings.REDIS_URL = nowhere
     monkeypatch.setitem(app.conf, "broker_url", nowhere)
+    monkeypatch.setitem(app.conf, "broker_write_url", nowhere)  # resolved once by Celery 5.6
     monkeypatch.setattr(ops, "_migrations_applied", True)
     # when readiness is asked
     response = client.get("/readyz")
