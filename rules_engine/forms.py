@@ -19,6 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.forms.fields import InvalidJSONInput
 
 from rules_engine import services
+from rules_engine.api.parsers import duplicate_key_path
 from rules_engine.errors import ErrorDetail, InvalidInput
 from rules_engine.models import EntryPoint, MessageTemplate, Rule
 
@@ -86,7 +87,7 @@ class PrettyJSONField(forms.JSONField):
         if isinstance(value, (list, dict, int, float)):
             return value
         try:
-            return json.loads(
+            parsed = json.loads(
                 value, cls=self.decoder, parse_constant=_not_json, parse_float=_finite
             )
         except json.JSONDecodeError as exc:
@@ -98,6 +99,13 @@ class PrettyJSONField(forms.JSONField):
             raise forms.ValidationError(
                 self.error_messages["invalid"], code="invalid", params={"reason": str(exc)}
             ) from exc
+        # As over the API: a key typed twice would silently lose its first value.
+        if (where := duplicate_key_path(str(value).encode())) is not None:
+            reason = f"a key is named twice in one object, at {where}"
+            raise forms.ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"reason": reason}
+            )
+        return parsed
 
     def prepare_value(self, value: Any) -> Any:
         """The text shown in the widget: indented JSON, or the invalid text as it was typed

@@ -61,6 +61,7 @@ from django.db import transaction
 
 from rules_engine import services
 from rules_engine.actions import ActionSpecError, registry
+from rules_engine.api.parsers import duplicate_key_path
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
 from rules_engine.functions import services as function_services
 from rules_engine.functions.lists import normalize_items
@@ -330,12 +331,38 @@ def dumps(bundle: Mapping[str, Any], *, fmt: str = "yaml") -> str:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice (PyYAML keeps the last
+    value silently: a rule's condition typed twice would lose its first half)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """The mapping, after checking its keys. Raises ConstructorError at a repeated key."""
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def loads(text: str, *, fmt: str = "yaml") -> Any:
-    """Parse bundle text. Raises BundleError (at `$`) when it is not valid YAML/JSON."""
+    """Parse bundle text. Raises BundleError (at `$`, or at the key) when it is not valid
+    YAML/JSON or an object names a key twice."""
     try:
-        return json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        if fmt == "yaml":
+            return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506  (a safe loader)
+        bundle = json.loads(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise BundleError([{"path": "$", "message": f"not valid {fmt.upper()}: {exc}"}]) from exc
+    if (where := duplicate_key_path(text.encode())) is not None:
+        raise BundleError([{"path": where, "message": "this key is named twice in one object"}])
+    return bundle
 
 
 def _fmt(path: Path) -> str:

@@ -265,6 +265,19 @@ def test_numbers_json_has_not_are_a_form_error_not_a_500(
     assert Rule.objects.count() == 0
 
 
+def test_a_key_typed_twice_is_a_form_error(
+    admin_client: Client, entry_point: EntryPoint, template: MessageTemplate
+) -> None:
+    # when a condition names "and" twice (Python's parser would keep only the second)
+    text = '{"and": [{"var": "a"}], "and": [{"var": "b"}]}'
+    response = admin_client.post(url("rule_add"), rule_form(entry_point, condition=text))
+    # then the field refuses it with where, and nothing is stored
+    assert form_errors(response) == {
+        "condition": ["Invalid JSON: a key is named twice in one object, at $.and."]
+    }
+    assert Rule.objects.count() == 0
+
+
 def test_add_pages_start_from_empty_json_not_null(admin_client: Client) -> None:
     # when the add pages are shown
     rule_page = admin_client.get(url("rule_add")).context["adminform"].form

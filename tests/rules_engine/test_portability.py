@@ -339,6 +339,38 @@ def test_shape_errors_are_reported_before_anything_is_tried(world: EntryPoint) -
     ]
 
 
+@pytest.mark.parametrize(
+    ("fmt", "text", "path", "message"),
+    [
+        (
+            "yaml",
+            "rules:\n- name: Big\n  condition: {'>': [1, 0]}\n  condition: true\n",
+            "$",
+            "not valid YAML: while reading a mapping\n"
+            '  in "<unicode string>", line 2, column 3:\n'
+            "    - name: Big\n"
+            "      ^\n"
+            "found the key 'condition' twice\n"
+            '  in "<unicode string>", line 4, column 3:\n'
+            "      condition: true\n"
+            "      ^",
+        ),
+        (
+            "json",
+            '{"rules": [{"name": "Big", "condition": {">": [1, 0]}, "condition": true}]}',
+            "$.rules[0].condition",
+            "this key is named twice in one object",
+        ),
+    ],
+)
+def test_a_key_written_twice_in_a_file_is_refused_where_it_is(fmt, text, path, message) -> None:
+    # given a bundle file whose rule names its condition twice (the last would win silently)
+    # when it is read, then it is refused at the repeated key
+    with pytest.raises(BundleError) as raised:
+        portability.loads(text, fmt=fmt)
+    assert raised.value.details == [{"path": path, "message": message}]
+
+
 def test_dry_run_reports_and_writes_nothing(world: EntryPoint) -> None:
     # given an export with one rule changed and one new rule
     bundle = portability.export_bundle()
