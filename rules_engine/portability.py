@@ -340,7 +340,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
+            if not isinstance(key, (str, int, float, bool, type(None))):
+                continue  # the safe loader itself refuses an unhashable key
+            if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping",
                     node.start_mark,

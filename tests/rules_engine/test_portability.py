@@ -371,6 +371,12 @@ def test_a_key_written_twice_in_a_file_is_refused_where_it_is(fmt, text, path, m
     assert raised.value.details == [{"path": path, "message": message}]
 
 
+def test_a_list_as_a_yaml_key_is_refused_not_a_crash() -> None:
+    with pytest.raises(BundleError) as raised:
+        portability.loads("? [1, 2]\n: x\n")
+    assert raised.value.details[0]["message"].startswith("not valid YAML: while constructing")
+
+
 def test_dry_run_reports_and_writes_nothing(world: EntryPoint) -> None:
     # given an export with one rule changed and one new rule
     bundle = portability.export_bundle()
