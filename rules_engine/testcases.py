@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping
+from copy import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -314,11 +315,13 @@ def _vars(node: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
 def rule_test_case_result(*, test_case: RuleTestCase) -> CaseResult | None:
     """How `test_case` fares now (its rule inactive: as if activated), or None when it did
     not run. No writes."""
-    for report in rule_tests_run_all(entry_point=test_case.rule.entry_point):
-        for result in report.results:
-            if result.case_id == test_case.pk:
-                return result
-    return None
+    rule = test_case.rule
+    results = (
+        rule_tests_run(entry_point=rule.entry_point).results
+        if rule.active
+        else _as_if_activated(rule.entry_point, rule)
+    )
+    return next((r for r in results if r.case_id == test_case.pk), None)
 
 
 def rule_tests_run_all(*, entry_point: EntryPoint | None = None) -> list[TestReport]:
@@ -331,13 +334,17 @@ def rule_tests_run_all(*, entry_point: EntryPoint | None = None) -> list[TestRep
         results = list(live.results)
         inactive = Rule.objects.filter(entry_point=point, active=False, test_cases__isnull=False)
         for rule in inactive.distinct().order_by("priority", "name", "id"):
-            rule.active = True
-            report = rule_tests_run(entry_point=point, replacing=rule)
-            results.extend(
-                replace(r, rule_active=False) for r in report.results if r.rule_id == str(rule.pk)
-            )
+            results.extend(_as_if_activated(point, rule))
         reports.append(TestReport(point.key, tuple(results)))
     return reports
+
+
+def _as_if_activated(entry_point: EntryPoint, rule: Rule) -> list[CaseResult]:
+    """An inactive rule's own cases, decided with the rule set as if it were activated."""
+    candidate = copy(rule)
+    candidate.active = True
+    report = rule_tests_run(entry_point=entry_point, replacing=candidate)
+    return [replace(r, rule_active=False) for r in report.results if r.rule_id == str(rule.pk)]
 
 
 # --- the gate -----------------------------------------------------------------------------

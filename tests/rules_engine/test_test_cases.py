@@ -544,6 +544,23 @@ def test_api_save_says_how_the_case_fares(api_client, shop, context, passed, rea
     assert RuleTestCase.objects.filter(name="big").count() == 1
 
 
+def test_api_save_on_an_inactive_rule_decides_it_as_if_activated(api_client, shop):
+    # given an inactive rule matching carts over 100
+    rule = big_cart_rule(shop, active=False)
+    # when a case expecting a match for 80 is saved
+    response = api_client.post(
+        f"/api/rules/{rule.pk}/test-cases/", {"name": "big", "context": CART_80}, format="json"
+    )
+    # then it is decided as if the rule were active, and fails
+    result = response.json()["result"]
+    assert (result["rule_active"], result["passed"], result["outcome"]) == (
+        False,
+        False,
+        "not_matched",
+    )
+    assert Rule.objects.get(pk=rule.pk).active is False
+
+
 def test_api_change_says_how_the_case_fares_now(api_client, shop):
     # given a passing case
     rule = big_cart_rule(shop)
