@@ -89,12 +89,9 @@ from redis.retry import Retry
 
 from ingress import services
 from ingress.serializers import SOURCE_PATTERN
-from rules_engine.api.parsers import (
-    duplicate_key_path,
-    json_depth_exceeds,
-    out_of_range_integer_path,
-)
+from rules_engine.api.parsers import json_depth_exceeds
 from rules_engine.errors import Conflict, ErrorDetail, InvalidInput, NotFound
+from rules_engine.json_text import duplicate_key_path, out_of_range_integer_path
 from rules_engine.paths import json_path, json_type
 
 logger = logging.getLogger(__name__)

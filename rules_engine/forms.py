@@ -19,8 +19,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.forms.fields import InvalidJSONInput
 
 from rules_engine import services
-from rules_engine.api.parsers import duplicate_key_path
 from rules_engine.errors import ErrorDetail, InvalidInput
+from rules_engine.json_text import duplicate_key_path
 from rules_engine.models import EntryPoint, MessageTemplate, Rule
 
 MONOSPACE = "font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; width: 90%;"

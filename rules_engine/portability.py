@@ -61,7 +61,6 @@ from django.db import transaction
 
 from rules_engine import services
 from rules_engine.actions import ActionSpecError, registry
-from rules_engine.api.parsers import duplicate_key_path
 from rules_engine.errors import ErrorDetail, InvalidInput, NotFound
 from rules_engine.functions import services as function_services
 from rules_engine.functions.lists import normalize_items
@@ -74,6 +73,7 @@ from rules_engine.functions.models import (
 )
 from rules_engine.functions.operators import IN_LIST, WASM
 from rules_engine.functions.selectors import _named_calls
+from rules_engine.json_text import duplicate_key_path
 from rules_engine.models import EntryPoint, MessageTemplate, Rule
 
 try:

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from ingress.models import Event
 from rules_engine import engine, services
-from rules_engine.api.parsers import duplicate_key_path, out_of_range_integer_path
 from rules_engine.errors import InvalidInput
+from rules_engine.json_text import duplicate_key_path, out_of_range_integer_path
 from rules_engine.models import EntryPoint, Execution, MessageTemplate, Rule
 from rules_engine.paths import json_path
 
