@@ -436,19 +436,21 @@ class EntryPointAdmin(ServiceHistoryAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """A critical entry point is read-only to anyone but a publisher (four-eyes: an author
         could otherwise switch its review off, or its masking)."""
-        if obj is not None and selectors.critical_entry_point_change_refusal(
-            entry_point=obj, user=request.user
-        ):
-            return False
-        return super().has_change_permission(request, obj)
+        return _publisher_or_not_critical(request, obj) and super().has_change_permission(
+            request, obj
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """As changing: a critical entry point is deleted by a publisher only."""
-        if obj is not None and selectors.critical_entry_point_change_refusal(
-            entry_point=obj, user=request.user
-        ):
-            return False
-        return super().has_delete_permission(request, obj)
+        return _publisher_or_not_critical(request, obj) and super().has_delete_permission(
+            request, obj
+        )
+
+
+def _publisher_or_not_critical(request: HttpRequest, entry_point: Any) -> bool:
+    return entry_point is None or not selectors.critical_entry_point_change_refusal(
+        entry_point=entry_point, user=request.user
+    )
 
 
 @admin.register(MessageTemplate)
