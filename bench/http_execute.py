@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import json
@@ -91,12 +92,25 @@ TARGET_RATIO = 1.5
 # --- environment -----------------------------------------------------------------------------
 
 
+_metrics_dir: str | None = None
+
+
+def metrics_dir() -> str:
+    """The Prometheus multiprocess folder of this bench run: empty at first, removed at exit."""
+    global _metrics_dir
+    if _metrics_dir is None:
+        _metrics_dir = tempfile.mkdtemp(prefix="verdict-bench-metrics-")
+        atexit.register(shutil.rmtree, _metrics_dir, ignore_errors=True)
+    return _metrics_dir
+
+
 def bench_env(
     *, settings_module: str = "config.settings", application_name: str = "", **extra: str
 ) -> dict[str, str]:
     """The environment of every process the benches start: production settings on the bench
-    database and Redis (DEBUG off, persistent connections). `application_name` tags their
-    PostgreSQL connections, so the bench can add up the CPU of their backends."""
+    database and Redis (DEBUG off, persistent connections, Prometheus in multiprocess mode as
+    `manage.py run_all` runs every process). `application_name` tags their PostgreSQL
+    connections, so the bench can add up the CPU of their backends."""
     database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
     if application_name and database_url.startswith("postgres"):
         separator = "&" if "?" in database_url else "?"
@@ -114,6 +128,9 @@ def bench_env(
         VERDICT_CACHE_CHECK_INTERVAL=os.environ.get("VERDICT_CACHE_CHECK_INTERVAL", "0.1"),
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
         PYTHONUNBUFFERED="1",
+        # As `make serve` (run_all): every process writes its metrics to files that /metrics
+        # adds up, which costs each count more than a counter in memory.
+        PROMETHEUS_MULTIPROC_DIR=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or metrics_dir(),
     )
     env.update(extra)
     return env

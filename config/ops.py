@@ -35,6 +35,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from rules_engine import tally
+
 logger = logging.getLogger(__name__)
 
 STATE_CACHE_KEY = "verdict:metrics:state"
@@ -158,6 +160,10 @@ _CHECKS: tuple[tuple[str, Callable[[], str | None]], ...] = (
 def metrics(request: HttpRequest) -> HttpResponse:
     """The Prometheus exposition of this process (or of the host, in multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # The default registry's collection adds this process's tallied counts first; the
+        # multiprocess one reads the files, so they are written before (other processes add
+        # theirs within tally.FLUSH_INTERVAL).
+        tally.flush()
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         registry.register(state_collector)

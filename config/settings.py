@@ -62,7 +62,7 @@ MIDDLEWARE = [
     # Before the body limit, so a browser can read a 413 (CORS headers on it too).
     "access.middleware.PublishableKeyCorsMiddleware",
     "rules_engine.middleware.BodySizeLimitMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "rules_engine.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,7 +71,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
-    # django-prometheus's, with labelled metric children memoised.
+    # django-prometheus's, with labelled metric children memoised and counted through
+    # rules_engine/tally.py (as the Before one above).
     "rules_engine.middleware.PrometheusAfterMiddleware",
 ]
 # The chain of the express lane (config/express.py): API-key JSON calls the execute and
@@ -84,7 +85,7 @@ EXPRESS_MIDDLEWARE = [
     # Before the body limit, so a browser can read a 413 (CORS headers on it too).
     "access.middleware.PublishableKeyCorsMiddleware",
     "rules_engine.middleware.BodySizeLimitMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "rules_engine.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -31,7 +31,7 @@ from django.core.cache import cache as shared_cache
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from rules_engine import jsonlogic, metrics
+from rules_engine import jsonlogic, metrics, tally
 from rules_engine.actions import ActionSpecError, PreparedAction, registry
 from rules_engine.conditions import compile_condition
 from rules_engine.jsonlogic import JsonLogicError
@@ -282,7 +282,7 @@ class RulesetCache:
                 self._rulesets = {}
                 self._generation = generation
         if key in self._rulesets:
-            metrics.ruleset_cache_hits.inc()
+            tally.inc(metrics.ruleset_cache_hits)
             return self._rulesets[key]
         metrics.ruleset_cache_misses.inc()
         # Pinned so both compile passes load named lists and WASM modules under one stamp

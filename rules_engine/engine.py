@@ -36,7 +36,7 @@ from django.utils.dateparse import parse_datetime
 
 from config.ids import new_uuid
 from experiments import runtime as experiment_runtime
-from rules_engine import audit, cooldowns, metrics, selectors
+from rules_engine import audit, cooldowns, metrics, selectors, tally
 from rules_engine.actions import ActionContext, ActionRuntimeError, PreparedAction, registry
 from rules_engine.actions.base import subject_to_str
 from rules_engine.cache import (
@@ -698,8 +698,8 @@ def _outcome(results: list[RuleResult]) -> str:
 
 
 def _count(ruleset: CompiledRuleset, decision: Decision, seconds: float) -> None:
-    metrics.child(metrics.decisions, ruleset.key, decision.outcome).inc()
-    metrics.child(metrics.decision_seconds, ruleset.key).observe(seconds)
+    tally.inc(metrics.child(metrics.decisions, ruleset.key, decision.outcome))
+    tally.observe(metrics.child(metrics.decision_seconds, ruleset.key), seconds)
     # Rules that did not match are not counted, so the notable results are enough.
     rule_failures = metrics.count_rule_outcomes(ruleset.key, decision.notable_results)
     action_failures = sum(1 for r in decision.action_results if r["status"] == "error")

@@ -9,9 +9,10 @@ scrape time instead (`config.ops.StateCollector`), so they are right whatever pr
 Label sets stay bounded: entry point keys exist (unknown keys are refused before counting),
 action types come from the registry, and per-rule series are kept for at most
 `VERDICT["METRICS_MAX_RULES"]` rule ids per process; further rules are counted as
-rule="other". The hot path only increments: per-rule evaluation time is measured on one
-decision in `VERDICT["METRICS_RULE_TIMING_EVERY"]` (each rule's condition run once more, on
-its own), never on every call.
+rule="other". The hot path counts through `rules_engine.tally` (per-thread totals added to
+these metrics in batches, and before every collection). It only increments: per-rule
+evaluation time is measured on one decision in `VERDICT["METRICS_RULE_TIMING_EVERY"]` (each
+rule's condition run once more, on its own), never on every call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from typing import Any
 
 from django.conf import settings
 from prometheus_client import Counter, Histogram
+
+# Imported before the metrics below are made: its flush-on-collect hook must come before them
+# in the default registry (rules_engine/tally.py).
+from rules_engine import tally
 
 OTHER_RULES = "other"
 DEFAULT_MAX_RULES = 200
@@ -106,7 +111,7 @@ _children: dict[tuple[Any, ...], Any] = {}
 
 def child(metric: Any, *values: str, **labels: str) -> Any:
     """`metric.labels(*values)` or `metric.labels(**labels)`, memoised per process."""
-    key = (metric, *values, *sorted(labels.items()))
+    key = (metric, *values, *sorted(labels.items())) if labels else (metric, *values)
     found = _children.get(key)
     if found is None:
         found = _children[key] = metric.labels(*values, **labels)
@@ -143,7 +148,7 @@ def count_rule_outcomes(entry_point: str, rule_results: Iterable[Mapping[str, An
             continue
         if outcome == "error":
             errors += 1
-        child(rule_outcomes, entry_point, rule_label(str(result["id"])), outcome).inc()
+        tally.inc(child(rule_outcomes, entry_point, rule_label(str(result["id"])), outcome))
     return errors
 
 
@@ -175,7 +180,7 @@ def time_rules(entry_point: str, results: Iterable[Any], data: Any) -> None:
 
 def count_action(action_type: str, outcome: str) -> None:
     """Count one action dispatched: outcome ok, error or scheduled."""
-    child(actions, action_type, outcome).inc()
+    tally.inc(child(actions, action_type, outcome))
 
 
 def observe_lateness(entry_point: str, seconds: float) -> None:

@@ -11,7 +11,7 @@ from django_prometheus import middleware as prometheus
 from django_prometheus.utils import Time, TimeSince
 
 from config.logging import REQUEST_ID_HEADER, accept_request_id, bind_request_id, request_id_var
-from rules_engine import metrics
+from rules_engine import metrics, tally
 
 
 class BodySizeLimitMiddleware:
@@ -69,22 +69,45 @@ _METHODS = frozenset(
 _response_children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
+class PrometheusBeforeMiddleware(prometheus.PrometheusBeforeMiddleware):
+    """django-prometheus's request and response totals and latency including the middleware,
+    counted through `rules_engine.tally`."""
+
+    def process_request(self, request: Any) -> None:
+        """Count the request; start its timer."""
+        tally.inc(self.metrics.requests_total)
+        request.prometheus_before_middleware_event = Time()
+
+    def process_response(self, request: Any, response: Any) -> Any:
+        """Count the response and the request's latency including the middleware."""
+        metrics = self.metrics
+        tally.inc(metrics.responses_total)
+        started = getattr(request, "prometheus_before_middleware_event", None)
+        if started is not None:
+            tally.observe(metrics.requests_latency_before, TimeSince(started))
+        else:
+            tally.inc(metrics.requests_unknown_latency_before)
+        return response
+
+
 class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
     """django-prometheus's request metrics, with each labelled child made once per process,
-    and the request's headers read from META (`request.headers` parses every header)."""
+    the request's headers read from META (`request.headers` parses every header), and the
+    counts made through `rules_engine.tally`."""
 
     def process_request(self, request: Any) -> None:
         """Count the request by method and transport, and its body size; start its timer."""
         metrics = self.metrics
         meta = request.META
-        self.label_metric(metrics.requests_by_method, request, method=self._method(request)).inc()
+        method = self._method(request)
+        tally.inc(self.label_metric(metrics.requests_by_method, request, method=method))
         transport = self._transport(request)
-        self.label_metric(metrics.requests_by_transport, request, transport=transport).inc()
+        tally.inc(self.label_metric(metrics.requests_by_transport, request, transport=transport))
         if meta.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
-            self.label_metric(metrics.requests_ajax, request).inc()
+            tally.inc(self.label_metric(metrics.requests_ajax, request))
         length = meta.get("CONTENT_LENGTH") or ""
         size = int(length) if length.isdigit() else 0
-        self.label_metric(metrics.requests_body_bytes, request).observe(size)
+        tally.observe(self.label_metric(metrics.requests_body_bytes, request), size)
         request.prometheus_after_middleware_event = Time()
 
     def process_response(self, request: Any, response: Any) -> Any:
@@ -102,18 +125,18 @@ class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
             if request.method in _METHODS:
                 _response_children[key] = children
         by_status, by_status_view_method, by_charset, latency = children
-        by_status.inc()
-        by_status_view_method.inc()
-        by_charset.inc()
+        tally.inc(by_status)
+        tally.inc(by_status_view_method)
+        tally.inc(by_charset)
         if getattr(response, "streaming", False):
-            metrics.responses_streaming.inc()
+            tally.inc(metrics.responses_streaming)
         if hasattr(response, "content"):
-            metrics.responses_body_bytes.observe(len(response.content))
+            tally.observe(metrics.responses_body_bytes, len(response.content))
         started = getattr(request, "prometheus_after_middleware_event", None)
         if started is not None:
-            latency.observe(TimeSince(started))
+            tally.observe(latency, TimeSince(started))
         else:
-            metrics.requests_unknown_latency.inc()
+            tally.inc(metrics.requests_unknown_latency)
         return response
 
     def _response_children(

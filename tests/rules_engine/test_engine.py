@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection
+from prometheus_client import REGISTRY
 
-from rules_engine import cache, engine, metrics, services
+from rules_engine import cache, engine, services
 from rules_engine.errors import InvalidContext, NotFound
 from rules_engine.functions import registry as functions
 from rules_engine.models import Execution, Rule, SubjectState
@@ -274,12 +275,13 @@ def test_dry_run_rule_runs_one_unsaved_rule(demo, demo_context):
 
 def test_decisions_are_counted_in_prometheus_metrics(demo, demo_context, client):
     # given the counters before
-    before = metrics.decisions.labels("checkout", "matched")._value.get()
+    labels = {"entry_point": "checkout", "outcome": "matched"}
+    before = REGISTRY.get_sample_value("verdict_decisions_total", labels) or 0.0
     # when two decisions and a dry run are made
     engine.execute(entry_point="checkout", context=demo_context)
     engine.execute(entry_point="checkout", context=demo_context)
     engine.execute(entry_point="checkout", context=demo_context, dry_run=True)
     # then two are counted and /metrics exports them
-    assert metrics.decisions.labels("checkout", "matched")._value.get() == before + 2
+    assert REGISTRY.get_sample_value("verdict_decisions_total", labels) == before + 2
     body = client.get("/metrics").content.decode()
     assert 'verdict_decisions_total{entry_point="checkout",outcome="matched"}' in body
