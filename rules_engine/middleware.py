@@ -67,6 +67,9 @@ _METHODS = frozenset(
 )
 # (status, view, method, charset) -> the labelled children a response of that kind counts in.
 _response_children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+# (view, transport, method) -> the child a request routed to that view counts in; bounded by
+# the URLconf's view names and the methods django-prometheus labels as themselves.
+_view_children: dict[tuple[str, str, str], Any] = {}
 
 
 class PrometheusBeforeMiddleware(prometheus.PrometheusBeforeMiddleware):
@@ -109,6 +112,23 @@ class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
         size = int(length) if length.isdigit() else 0
         tally.observe(self.label_metric(metrics.requests_body_bytes, request), size)
         request.prometheus_after_middleware_event = Time()
+
+    def process_view(self, request: Any, view_func: Any, *args: Any, **kwargs: Any) -> None:
+        """Count the request by view, transport and method, as django-prometheus does."""
+        if not hasattr(request, "resolver_match"):
+            return
+        key = (
+            request.resolver_match.view_name or "<unnamed view>",
+            self._transport(request),
+            self._method(request),
+        )
+        found = _view_children.get(key)
+        if found is None:
+            view, transport, method = key
+            found = _view_children[key] = self.metrics.requests_by_view_transport_method.labels(
+                view=view, transport=transport, method=method
+            )
+        tally.inc(found)
 
     def process_response(self, request: Any, response: Any) -> Any:
         """Count the response by status, view, method and charset, its body size, and the

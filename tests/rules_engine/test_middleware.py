@@ -78,6 +78,14 @@ def counted_by(middleware: Any, request: Any, response: Any) -> dict[Any, float]
     return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
 
 
+def routed_by(middleware: Any, request: Any) -> dict[Any, float]:
+    """The samples `middleware.process_view` moved, and by how much."""
+    before = registry_samples()
+    middleware.process_view(request, lambda request: None)
+    after = registry_samples()
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+
 @pytest.mark.parametrize(
     ("method", "response"),
     [
@@ -99,5 +107,40 @@ def test_responses_are_counted_as_django_prometheus_counts_them(method: str, res
     first, second = counted_by(ours, request, response), counted_by(ours, request, response)
     # then ours moved the same series by the same amounts, both times
     assert expected
+    assert first == expected
+    assert second == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "secure"),
+    [
+        ("POST", "/api/rules/engine/execute/", False),
+        ("GET", "/api/rules/engine/execute/", True),
+        ("BREW", "/new-event", False),
+    ],
+    ids=["post-http", "get-https", "non-standard-method"],
+)
+def test_routed_requests_are_counted_as_django_prometheus_counts_them(
+    method: str, path: str, secure: bool
+) -> None:
+    # given the same routed request through django-prometheus's middleware and ours
+    request = RequestFactory().generic(method, path, secure=secure)
+    request.resolver_match = resolve(path)
+    theirs = prometheus.PrometheusAfterMiddleware(lambda request: HttpResponse())
+    ours = PrometheusAfterMiddleware(lambda request: HttpResponse())
+    # when each counts it by view, twice for ours (the second from its remembered child)
+    expected = routed_by(theirs, request)
+    first, second = routed_by(ours, request), routed_by(ours, request)
+    # then ours moved the same series by the same amounts, both times
+    assert list(expected) == [
+        (
+            "django_http_requests_total_by_view_transport_method_total",
+            (
+                ("method", method if method != "BREW" else "<invalid method>"),
+                ("transport", "https" if secure else "http"),
+                ("view", request.resolver_match.view_name),
+            ),
+        )
+    ]
     assert first == expected
     assert second == expected
