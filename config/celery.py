@@ -12,10 +12,17 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, setup_logging, task_postrun, task_prerun
+from celery.signals import (
+    before_task_publish,
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+)
 from django.db import close_old_connections
 
 from config.logging import request_id_var, task_var
+from rules_engine import tally
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -81,3 +88,10 @@ def _recycle_database_connections(sender: Any = None, **_: Any) -> None:
     if request is not None and getattr(request, "is_eager", False):
         return
     close_old_connections()
+
+
+@worker_process_shutdown.connect
+def _flush_counts(**_: Any) -> None:
+    """A pool process ends with os._exit, which skips exit handlers: add its last second of
+    hot-path counts to the metrics first (rules_engine/tally.py)."""
+    tally.flush()

@@ -67,6 +67,9 @@ _METHODS = frozenset(
 )
 # (status, view, method, charset) -> the labelled children a response of that kind counts in.
 _response_children: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+# (method, transport) -> the children a request counts in (method is one of _METHODS or
+# "<invalid method>", so bounded).
+_request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
 # (view, transport, method) -> the child a request routed to that view counts in; bounded by
 # the URLconf's view names and the methods django-prometheus labels as themselves.
 _view_children: dict[tuple[str, str, str], Any] = {}
@@ -102,31 +105,36 @@ class PrometheusAfterMiddleware(prometheus.PrometheusAfterMiddleware):
         """Count the request by method and transport, and its body size; start its timer."""
         metrics = self.metrics
         meta = request.META
-        method = self._method(request)
-        tally.inc(self.label_metric(metrics.requests_by_method, request, method=method))
-        transport = self._transport(request)
-        tally.inc(self.label_metric(metrics.requests_by_transport, request, transport=transport))
+        labels = (self._method(request), self._transport(request))
+        # For process_view: the transport asks the settings whether a proxy said https.
+        request.prometheus_after_middleware_labels = labels
+        children = _request_children.get(labels)
+        if children is None:
+            children = _request_children[labels] = (
+                metrics.requests_by_method.labels(method=labels[0]),
+                metrics.requests_by_transport.labels(transport=labels[1]),
+            )
+        tally.inc(children[0])
+        tally.inc(children[1])
         if meta.get("HTTP_X_REQUESTED_WITH") == "XMLHttpRequest":
-            tally.inc(self.label_metric(metrics.requests_ajax, request))
+            tally.inc(metrics.requests_ajax)
         length = meta.get("CONTENT_LENGTH") or ""
-        size = int(length) if length.isdigit() else 0
-        tally.observe(self.label_metric(metrics.requests_body_bytes, request), size)
+        tally.observe(metrics.requests_body_bytes, int(length) if length.isdigit() else 0)
         request.prometheus_after_middleware_event = Time()
 
     def process_view(self, request: Any, view_func: Any, *args: Any, **kwargs: Any) -> None:
         """Count the request by view, transport and method, as django-prometheus does."""
         if not hasattr(request, "resolver_match"):
             return
-        key = (
-            request.resolver_match.view_name or "<unnamed view>",
-            self._transport(request),
+        method, transport = getattr(request, "prometheus_after_middleware_labels", None) or (
             self._method(request),
+            self._transport(request),
         )
+        key = (request.resolver_match.view_name or "<unnamed view>", transport, method)
         found = _view_children.get(key)
         if found is None:
-            view, transport, method = key
             found = _view_children[key] = self.metrics.requests_by_view_transport_method.labels(
-                view=view, transport=transport, method=method
+                view=key[0], transport=transport, method=method
             )
         tally.inc(found)
 

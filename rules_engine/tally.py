@@ -51,6 +51,10 @@ _entries_lock = threading.Lock()
 _flush_lock = threading.Lock()
 _local = threading.local()
 _flusher: threading.Thread | None = None
+# Histogram (child) -> its bucket bounds, or None to observe it directly (see _bounds_of);
+# bounded like the label sets.
+_bounds: dict[Any, Any] = {}
+_UNSEEN = object()
 
 
 def inc(child: Any, amount: float = 1) -> None:
@@ -61,8 +65,10 @@ def inc(child: Any, amount: float = 1) -> None:
 
 def observe(child: Any, value: float) -> None:
     """Observe `value` in a labelled histogram child (or an unlabelled histogram)."""
-    bounds = getattr(child, "_upper_bounds", None)
-    if bounds is None or not hasattr(child, "_buckets") or not hasattr(child, "_sum"):
+    bounds = _bounds.get(child, _UNSEEN)
+    if bounds is _UNSEEN:
+        bounds = _bounds[child] = _bounds_of(child)
+    if bounds is None:
         child.observe(value)
         return
     totals = _totals()
@@ -71,6 +77,15 @@ def observe(child: Any, value: float) -> None:
     totals[bucket] = totals.get(bucket, 0) + 1
     total = (child, _SUM)
     totals[total] = totals.get(total, 0) + value
+
+
+def _bounds_of(histogram: Any) -> Any:
+    """The histogram's bucket bounds if its values are laid out as this module adds to them
+    (prometheus_client's `_upper_bounds`, `_buckets`, `_sum`), else None."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    if bounds is None or not hasattr(histogram, "_buckets") or not hasattr(histogram, "_sum"):
+        return None
+    return bounds
 
 
 def flush() -> None:

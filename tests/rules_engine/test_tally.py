@@ -160,3 +160,20 @@ def test_a_process_counts_reach_the_multiprocess_files_when_it_exits(tmp_path: P
     assert registry.get_sample_value("mp_total", {"kind": "ok"}) == 3
     assert registry.get_sample_value("mp_seconds_bucket", {"le": "0.1"}) == 1
     assert registry.get_sample_value("mp_seconds_sum") == 0.05
+
+
+def test_a_histogram_laid_out_otherwise_is_observed_directly() -> None:
+    # given a histogram without prometheus_client's bucket layout
+    class Histogramish:
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def observe(self, value: float) -> None:
+            self.seen.append(value)
+
+    histogram = Histogramish()
+    # when values are observed through the tally, twice (the second from its remembered layout)
+    tally.observe(histogram, 0.25)
+    tally.observe(histogram, 4.0)
+    # then each went to its own observe() at once
+    assert histogram.seen == [0.25, 4.0]
