@@ -175,7 +175,7 @@ def time_rules(entry_point: str, results: Iterable[Any], data: Any) -> None:
         except Exception:  # noqa: BLE001, S112  (measurement only; the decision stands)
             continue
         elapsed = time.perf_counter() - started
-        child(rule_evaluation_seconds, entry_point, rule_label(rule.id)).observe(elapsed)
+        tally.observe(child(rule_evaluation_seconds, entry_point, rule_label(rule.id)), elapsed)
 
 
 def count_action(action_type: str, outcome: str) -> None:
@@ -185,4 +185,4 @@ def count_action(action_type: str, outcome: str) -> None:
 
 def observe_lateness(entry_point: str, seconds: float) -> None:
     """Record how late a delayed action started (an early start counts as 0)."""
-    scheduled_action_lateness_seconds.labels(entry_point).observe(max(seconds, 0.0))
+    tally.observe(child(scheduled_action_lateness_seconds, entry_point), max(seconds, 0.0))

@@ -4,9 +4,9 @@ metrics in batches.
 A request of the execute hot path counts about twenty series (request and response metrics,
 the decision, its matched rules, its actions, the ruleset cache) and observes five
 histograms. Each `inc()` or `observe()` of prometheus_client checks the metric, takes a lock
-and (in multiprocess mode) writes a memory-mapped file: together about a seventh of the
-request's CPU, more than the rule evaluation itself. Here a count is one dict update in the
-calling thread's own dict (no lock: only that thread writes it), and the totals reach the
+and (in multiprocess mode, as `make serve` runs) writes a memory-mapped file: together about
+7 % of the request's instructions there (bench/README.md). Here a count is one dict update in
+the calling thread's own dict (no lock: only that thread writes it), and the totals reach the
 metrics' values:
 
 - every `FLUSH_INTERVAL` seconds, from a background thread started on first use in each
