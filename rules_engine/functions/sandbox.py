@@ -299,6 +299,11 @@ def _new_store(limits: Limits) -> wasmtime.Store:
     return store
 
 
+def _interrupted(error: WasmCallError) -> bool:
+    """Whether the call was stopped by its wall-clock limit (the epoch interrupt)."""
+    return getattr(error.__cause__, "trap_code", None) == wasmtime.TrapCode.INTERRUPT
+
+
 def _trap_message(exc: Exception, limits: Limits) -> str:
     code = getattr(exc, "trap_code", None)
     if code == wasmtime.TrapCode.OUT_OF_FUEL:
@@ -375,7 +380,7 @@ class WasmFunctionSpec:
         rule by rule, and a runaway call must not burn its limits twice. The wall-clock limit
         is cut to what is left of the decision's evaluation budget.
         """
-        from rules_engine.jsonlogic.limits import DEADLINE, remaining
+        from rules_engine.jsonlogic.limits import DEADLINE, budget_error, remaining
 
         key = None
         if DEADLINE.at != math.inf:
@@ -392,7 +397,8 @@ class WasmFunctionSpec:
                     raise value
         limits = self.limits
         left_ms = remaining() * 1000
-        if left_ms < limits.timeout_ms:
+        cut_to_budget = left_ms < limits.timeout_ms
+        if cut_to_budget:
             limits = Limits(limits.fuel, limits.max_memory_bytes, max(1, math.ceil(left_ms)))
         try:
             if self.abi == "json":
@@ -400,9 +406,16 @@ class WasmFunctionSpec:
             else:
                 result = self._call_numeric(args, limits)
         except WasmCallError as exc:
+            error: Exception = exc
+            if cut_to_budget and _interrupted(exc):
+                # Stopped at the decision's deadline, not at its own limit: the budget ran out
+                # (the epoch tick may stop it a moment before the clock says so).
+                error = budget_error(())
             if key is not None:
-                _remember(key, (False, exc))
-            raise
+                _remember(key, (False, error))
+            if error is exc:
+                raise
+            raise error from exc
         if key is not None:
             _remember(key, (True, result))
         return result

@@ -17,7 +17,7 @@ from typing import Any, Final
 from rules_engine.functions import FunctionRegistry, RegisteredFunction
 from rules_engine.functions import registry as default_registry
 
-from .errors import JsonLogicCompileError, JsonLogicRuntimeError, Path
+from .errors import JsonLogicBudgetError, JsonLogicCompileError, JsonLogicRuntimeError, Path
 from .limits import DEADLINE, budget, budget_error
 from .limits import _clock as _limits_clock
 from .operators import OPERATORS, Arg, Evaluator, OperatorSpec, copy_value
@@ -100,6 +100,9 @@ def _call_function(function: RegisteredFunction, args: Sequence[Arg], path: Path
             raise budget_error(path)
         try:
             return fn(*values)
+        except JsonLogicBudgetError as exc:
+            # The decision's budget ran out during the call: the same error as anywhere else.
+            raise budget_error(path) from exc
         except JsonLogicRuntimeError as exc:
             raise type(exc)(f"function {name!r}: {exc.message}", path) from exc
         except Exception as exc:

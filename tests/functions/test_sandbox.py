@@ -14,6 +14,8 @@ from rules_engine.functions.sandbox import (
     inspect_module,
     module_from_source,
 )
+from rules_engine.jsonlogic import limits
+from rules_engine.jsonlogic.errors import JsonLogicBudgetError
 from tests.functions.conftest import (
     ADD_WAT,
     COUNTER_WAT,
@@ -73,6 +75,17 @@ def test_an_infinite_loop_is_stopped_by_the_wall_clock():
     with pytest.raises(WasmCallError, match=r"timed out \(limit 50 ms\)"):
         spin(1)
     # then it was stopped shortly after its limit
+    assert 0.045 <= time.perf_counter() - started < 0.5
+
+
+def test_a_call_stopped_at_the_decisions_deadline_is_a_budget_error():
+    # given a function allowed 10 s called inside a decision's budget of 50 ms
+    spin = function(LOOP_WAT, Limits(fuel=10**15, max_memory_bytes=65536, timeout_ms=10_000))
+    started = time.perf_counter()
+    # when called, it is cut to what is left of the budget
+    with limits.budget(0.05), pytest.raises(JsonLogicBudgetError, match="budget of 50 ms"):
+        spin(1)
+    # then the budget, not its own limit, is what stopped it, shortly after the deadline
     assert 0.045 <= time.perf_counter() - started < 0.5
 
 
